@@ -1,0 +1,66 @@
+"""Atomic output folders and the JSON manifest written beside every artifact.
+
+The manifest records where the weights came from (source sha256), what made the artifact (toolkit,
+library versions), how (options), and the sha256 of every file written, so an artifact can be traced
+back and checked later without re-running the export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from alexnet_export import __version__
+from converters.atomic import atomic_output, check_output
+from converters.weights import AlexNetWeights
+
+__all__ = ["MANIFEST_NAME", "atomic_output", "check_output", "file_sha256", "manifest", "write_manifest"]
+
+MANIFEST_NAME = "alexnet-export.json"
+MANIFEST_SCHEMA = 1
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_sha256(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (or of ``root`` itself), keyed by POSIX relative path."""
+    if root.is_file():
+        return {root.name: file_sha256(root)}
+    return {
+        path.relative_to(root).as_posix(): file_sha256(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != MANIFEST_NAME
+    }
+
+
+def manifest(
+    *, artifact: Path, kind: str, weights: AlexNetWeights, options: Mapping[str, Any], versions: Mapping[str, str]
+) -> dict[str, Any]:
+    """The manifest of an artifact that has been fully written at ``artifact``."""
+    source = weights.source
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "format": kind,
+        "toolkit": {"name": "alexnet-export", "version": __version__},
+        "versions": {"python": platform.python_version(), **versions},
+        "source": {"path": source.path, "sha256": source.sha256, "format": source.format} if source else None,
+        "model": {"num_classes": weights.num_classes, "parameters": weights.parameter_count},
+        "options": dict(options),
+        "files": tree_sha256(artifact),
+    }
+
+
+def write_manifest(path: Path, content: Mapping[str, Any]) -> None:
+    """Write a manifest as indented, key-sorted JSON."""
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")

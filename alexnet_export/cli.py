@@ -1,0 +1,177 @@
+"""The ``alexnet-export`` command line: each command parses, calls one library function, prints.
+
+Heavy imports (numpy, TensorFlow, ONNX) happen inside the commands, so ``--help`` and ``--version``
+answer fast. Every :class:`converters.errors.InputError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from alexnet_export import __version__
+
+app = typer.Typer(
+    name="alexnet-export",
+    help="BVLC AlexNet weights (bvlc_alexnet.npy) to SavedModel, TFLite and ONNX, with proof of parity.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class GroupMode(StrEnum):
+    """How grouped layers (conv2/4/5) are computed."""
+
+    NATIVE = "native"
+    SPLIT = "split"
+    DENSE = "dense"
+
+
+class ProfileName(StrEnum):
+    """Forward-pass profile."""
+
+    CAFFE = "caffe"
+    GUERZHOY = "guerzhoy"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(command: F) -> F:
+    """Turn the toolkit's input errors and OS errors into one line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from converters.errors import InputError
+
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        except KeyboardInterrupt:
+            fail("interrupted; nothing was written", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"alexnet-export {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """BVLC AlexNet weights to SavedModel, TFLite and ONNX, with proof of logits parity."""
+
+
+WeightsArg = Annotated[Path, typer.Argument(help="Weight file: bvlc_alexnet.npy or a file in its layout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
+AllowCastOpt = Annotated[
+    bool, typer.Option("--allow-cast", help="Convert float64/float16 weights to float32 instead of refusing.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+
+
+@app.command()
+@handles_errors
+def inspect(
+    weights: WeightsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    allow_cast: AllowCastOpt = False,
+) -> None:
+    """Print per-layer shapes, groups, parameter counts and statistics, and the file's sha256.
+
+    Exits 1 when any layer holds NaN or Inf values (they are counted, not refused, here).
+    """
+    from converters import read_weights
+    from converters.summary import summarize
+
+    summary = summarize(read_weights(weights, allow_cast=allow_cast, check_finite=False))
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        from alexnet_export.report import print_summary
+
+        print_summary(summary)
+    if summary.nonfinite:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def synthesize(
+    out: Annotated[Path, typer.Argument(help="The .npy file to write.")],
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same bytes anywhere.")] = 0,
+    num_classes: Annotated[int, typer.Option(help="Width of fc8.")] = 1000,
+    width_divisor: Annotated[int, typer.Option(help="Divide every hidden width (1 = full size).")] = 1,
+    force: ForceOpt = False,
+) -> None:
+    """Write seeded synthetic weights in the exact bvlc_alexnet.npy layout."""
+    from converters import write_npy
+    from converters.atomic import check_output
+    from converters.synthetic import synthesize as make
+
+    check_output(out, force=force)
+    weights = make(seed=seed, num_classes=num_classes, width_divisor=width_divisor)
+    write_npy(weights, out, force=force)
+    typer.echo(f"wrote {out}: {weights.parameter_count:,} parameters, {weights.num_classes} classes, seed {seed}")
+
+
+@app.command()
+@handles_errors
+def npy2savedmodel(
+    weights: WeightsArg,
+    out_dir: Annotated[Path, typer.Argument(help="The SavedModel folder to create.")],
+    groups: Annotated[GroupMode, typer.Option(help="How grouped layers are computed.")] = GroupMode.NATIVE,
+    profile: Annotated[
+        ProfileName, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME, as myalexnet_forward).")
+    ] = ProfileName.CAFFE,
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert weights to a SavedModel (signature serving_default: images -> logits, probabilities)."""
+    from alexnet_export.artifacts import check_output
+    from alexnet_export.progress import Progress
+    from converters import read_weights
+
+    check_output(out_dir, force=force)
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast)
+    from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
+
+    options = SavedModelOptions(groups=groups.value, profile=profile.value)
+    export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
+    typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile})")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point: SIGTERM cleans up like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(app())

@@ -1,0 +1,80 @@
+"""SavedModel export of the canonical graph (signature ``serving_default``: images -> logits, probabilities)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_export.artifacts import MANIFEST_NAME, atomic_output, check_output, manifest, write_manifest
+from alexnet_export.graph import AlexNet, check_options
+from alexnet_export.progress import QUIET, Progress
+from converters.weights import AlexNetWeights
+
+SIGNATURE_KEY = "serving_default"
+
+
+@dataclass(frozen=True)
+class SavedModelOptions:
+    """Options of a SavedModel export.
+
+    Attributes:
+        groups: grouped-layer mode (``native``, ``split`` or ``dense``).
+        profile: ``caffe`` or ``guerzhoy``.
+
+    """
+
+    groups: str = "native"
+    profile: str = "caffe"
+
+
+def save_module(module: AlexNet, path: Path) -> None:
+    """Save ``module`` as a SavedModel at ``path`` with the contract's serving signature."""
+    signature = module.serve.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: signature})
+
+
+def export_savedmodel(
+    weights: AlexNetWeights,
+    out_dir: str | os.PathLike[str],
+    *,
+    options: SavedModelOptions = SavedModelOptions(),
+    force: bool = False,
+    progress: Progress = QUIET,
+) -> Path:
+    """Export ``weights`` as a SavedModel folder with a manifest, atomically.
+
+    Args:
+        weights: the canonical weight set.
+        out_dir: the SavedModel folder to create.
+        options: graph options.
+        force: replace an existing ``out_dir``.
+        progress: where to announce the steps.
+
+    Returns:
+        The SavedModel folder.
+
+    Raises:
+        OutputExistsError: ``out_dir`` exists and ``force`` is false.
+        InputError: an unknown option value.
+
+    """
+    out = Path(out_dir)
+    check_options(groups=options.groups, profile=options.profile)
+    check_output(out, force=force)
+    with atomic_output(out, force=force) as tmp:
+        with progress.step("building the TensorFlow graph"):
+            module = AlexNet(weights, groups=options.groups, profile=options.profile)
+        with progress.step(f"writing SavedModel {out}"):
+            save_module(module, tmp)
+            del module
+        with progress.step("hashing files for the manifest"):
+            content = manifest(
+                artifact=tmp, kind="savedmodel", weights=weights, options=asdict(options),
+                versions={"tensorflow": tf.__version__, "numpy": np.__version__},
+            )
+            write_manifest(tmp / MANIFEST_NAME, content)
+    return out

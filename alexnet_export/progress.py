@@ -1,0 +1,37 @@
+"""Progress on stderr for long steps: a rich spinner on a terminal, nothing when piped or quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Progress:
+    """Announces steps on stderr.
+
+    Args:
+        quiet: print nothing.
+
+    """
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    @contextmanager
+    def step(self, message: str) -> Iterator[None]:
+        """Show ``message`` with a spinner while the block runs, then a line with its duration."""
+        if not self.enabled:
+            yield
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        start = time.perf_counter()
+        with console.status(message):
+            yield
+        console.print(f"[green]done[/] {message} ({time.perf_counter() - start:.1f} s)")
+
+
+QUIET = Progress(quiet=True)

@@ -1,0 +1,277 @@
+"""Safe reader and legacy-compatible writer of ``bvlc_alexnet.npy``.
+
+The file (caffe-tensorflow's output, see ``shared/DESIGN.md``) is ``np.save`` of a dict, i.e. a
+0-d object array whose payload is a Python 2 pickle: ``{"conv1": [W, b], ...}``. The usual loader,
+``np.load(path, allow_pickle=True, encoding="latin1").item()``, executes whatever the pickle asks
+for. :func:`read_npy` parses the ``.npy`` header itself and unpickles with :class:`SafeUnpickler`,
+which resolves only the globals needed to rebuild numpy arrays; lists, tuples and dicts need none.
+
+:func:`write_npy` writes the same layout byte for byte the way Python 2 numpy did (protocol 2,
+``numpy.core.multiarray._reconstruct``, raw ``str`` payloads), so files made by this toolkit load in
+the old scripts, and the synthetic stand-in exercises exactly the reader path of the real file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import os
+import pickle
+import struct
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, cast
+
+import numpy as np
+
+from converters.atomic import atomic_output
+from converters.errors import UnsafePickleError, WeightsError
+from converters.weights import AlexNetWeights, Source, build_weights, merge_group_entries
+
+_RECONSTRUCT = cast(Callable[..., Any], np.ndarray((0,)).__reduce__()[0])
+_FROMBUFFER = cast(Callable[..., Any], np.zeros(1).__reduce_ex__(5)[0])  # protocol 5 arrays
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2, restricted to latin-1."""
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+# The only globals a pickled numpy array needs (Python 2 and 3 spellings). Nothing else resolves.
+ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global outside :data:`ALLOWED_GLOBALS`."""
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle API
+        try:
+            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(
+                f"refused global {module}.{name}: only numpy array reconstruction is allowed "
+                "(the file may be hostile)"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:  # noqa: D102 - pickle API
+        raise UnsafePickleError("refused a persistent id: only numpy arrays, lists, tuples and dicts")
+
+
+class _HashingReader(io.RawIOBase):
+    """Wraps a binary file; hashes every byte read through it."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        if count:
+            self.sha256.update(memoryview(buffer)[:count])
+        return count or 0
+
+    def drain(self) -> None:
+        """Hash the rest of the file."""
+        for chunk in iter(lambda: self._raw.read(1 << 20), b""):
+            self.sha256.update(chunk)
+
+
+def _open_checked(path: Path) -> io.BufferedReader:
+    if not path.exists():
+        raise WeightsError(f"{path}: no such file")
+    if path.is_dir():
+        raise WeightsError(f"{path}: expected a weights file, received a directory")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: expected an .npy weights file, received an empty file")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot open: {exc.strerror}") from None
+
+
+def _read_header(stream: IO[bytes], where: str) -> None:
+    start = stream.read(6)
+    if start != b"\x93NUMPY":
+        raise WeightsError(f"{where}: expected an .npy file (starting with \\x93NUMPY), received {start!r}")
+    version = tuple(stream.read(2))
+    try:
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise WeightsError(f"{where}: expected .npy format version 1.0 or 2.0, received {version}")
+    except (ValueError, SyntaxError) as exc:
+        raise WeightsError(f"{where}: corrupt .npy header: {exc}") from None
+    if dtype != np.dtype(object) or shape != ():
+        raise WeightsError(
+            f"{where}: expected a pickled dict of layers (object dtype, shape ()), received a "
+            f"{dtype} array of shape {shape}"
+        )
+
+
+def _text(key: object) -> object:
+    return key.decode("latin1") if isinstance(key, bytes) else key
+
+
+def _pair(value: object, where: str, name: str) -> tuple[object, object]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value[0], value[1]
+    if isinstance(value, dict):
+        fields = {_text(k): v for k, v in value.items()}
+        if set(fields) == {"weights", "biases"}:
+            return fields["weights"], fields["biases"]
+    shown = type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else "")
+    raise WeightsError(f"{where}: layer {name}: expected [W, b] or {{'weights', 'biases'}}, received {shown}")
+
+
+def entries_from_pickle(obj: object, where: str) -> dict[str, tuple[object, object]]:
+    """Turn the unpickled object into ``{layer: (kernel, bias)}``; keys may be str or bytes.
+
+    ``np.save`` wraps the dict in a 0-d object array; a bare dict is accepted too.
+    """
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj[()]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{where}: expected a dict of layers, received {type(obj).__name__}")
+    entries: dict[str, tuple[object, object]] = {}
+    for key, value in obj.items():
+        name = _text(key)
+        if not isinstance(name, str):
+            raise WeightsError(f"{where}: expected layer names as str or bytes, received {key!r}")
+        if name in entries:
+            raise WeightsError(f"{where}: layer {name} appears twice (as str and bytes)")
+        entries[name] = _pair(value, where, name)
+    return entries
+
+
+def read_npy(
+    path: str | os.PathLike[str], *, allow_cast: bool = False, check_finite: bool = True
+) -> AlexNetWeights:
+    """Read ``bvlc_alexnet.npy`` (or a file in its layout) without executing code from it.
+
+    Args:
+        path: the ``.npy`` file.
+        allow_cast: convert float64/float16 arrays to float32 instead of refusing them.
+        check_finite: refuse NaN and Inf values.
+
+    Returns:
+        The validated canonical weight set, with the file's sha256 as its source.
+
+    Raises:
+        UnsafePickleError: the pickle asked for a global other than numpy array reconstruction.
+        WeightsError: the file is missing, empty, truncated, not an ``.npy`` or not AlexNet.
+
+    """
+    path = Path(path)
+    where = str(path)
+    with _open_checked(path) as raw:
+        reader = _HashingReader(raw)
+        stream = io.BufferedReader(reader, buffer_size=1 << 16)
+        _read_header(stream, where)
+        try:
+            obj = SafeUnpickler(stream, encoding="bytes").load()
+        except UnsafePickleError as exc:
+            raise UnsafePickleError(f"{where}: {exc}") from None
+        except EOFError:
+            raise WeightsError(f"{where}: truncated file: the pickle ends early") from None
+        except pickle.UnpicklingError as exc:
+            if "truncated" in str(exc):
+                raise WeightsError(f"{where}: truncated file: the pickle ends early") from None
+            raise WeightsError(f"{where}: corrupt pickle: {exc}") from None
+        except Exception as exc:
+            raise WeightsError(f"{where}: corrupt pickle: {type(exc).__name__}: {exc}") from None
+        stream.read()
+        reader.drain()
+    entries = merge_group_entries(entries_from_pickle(obj, where), where=where)
+    source = Source(path=where, sha256=reader.sha256.hexdigest(), format="npy")
+    return build_weights(
+        entries, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source
+    )
+
+
+# --- writer: the Python 2 protocol-2 byte layout of caffe-tensorflow's output --------------------
+
+
+def _int(value: int) -> bytes:
+    if 0 <= value < 256:
+        return b"K" + bytes([value])
+    if 0 <= value < 65536:
+        return b"M" + struct.pack("<H", value)
+    return b"J" + struct.pack("<i", value)
+
+
+def _str(value: bytes) -> bytes:
+    if len(value) < 256:
+        return b"U" + bytes([len(value)]) + value
+    return b"T" + struct.pack("<I", len(value)) + value
+
+
+def _dtype(code: bytes, byteorder: bytes, flags: int) -> bytes:
+    state = b"(" + _int(3) + _str(byteorder) + b"NNN" + b"J\xff\xff\xff\xff" * 2 + _int(flags) + b"tb"
+    return b"cnumpy\ndtype\n" + _str(code) + _int(0) + _int(1) + b"\x87R" + state
+
+
+_RECONSTRUCT_NDARRAY = (
+    b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _int(0) + b"\x85" + _str(b"b") + b"\x87R"
+)
+_DTYPE_F4 = _dtype(b"f4", b"<", 0)
+_DTYPE_OBJECT = _dtype(b"O8", b"|", 63)
+
+
+def _write_array(out: IO[bytes], array: np.ndarray) -> None:
+    assert array.dtype == np.float32 and array.flags.c_contiguous
+    dims = b"".join(_int(d) for d in array.shape)
+    shape = {1: dims + b"\x85", 2: dims + b"\x86", 3: dims + b"\x87"}.get(array.ndim, b"(" + dims + b"t")
+    out.write(_RECONSTRUCT_NDARRAY + b"(" + _int(1) + shape + _DTYPE_F4 + b"\x89")
+    out.write(b"T" + struct.pack("<I", array.nbytes))
+    out.write(array.data.cast("B"))
+    out.write(b"tb")
+
+
+def write_pickle(out: IO[bytes], layers: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write ``{name: [kernel, bias]}`` wrapped in a 0-d object array, as ``np.save`` does.
+
+    The bytes are those of Python 2's protocol-2 pickler: ``str`` keys and array payloads as
+    ``SHORT_BINSTRING``/``BINSTRING``; float32 arrays only.
+    """
+    out.write(b"\x80\x02" + _RECONSTRUCT_NDARRAY + b"(" + _int(1) + b")" + _DTYPE_OBJECT + b"\x89]}(")
+    for name, (kernel, bias) in layers.items():
+        out.write(_str(name.encode("ascii")) + b"](")
+        _write_array(out, kernel)
+        _write_array(out, bias)
+        out.write(b"e")
+    out.write(b"uatb.")
+
+
+def write_npy(weights: AlexNetWeights, path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Write ``weights`` in the legacy ``bvlc_alexnet.npy`` layout, atomically.
+
+    The file loads with ``np.load(path, allow_pickle=True, encoding="latin1").item()`` and gives
+    ``{"conv1": [W, b], ...}``; the same weights always give the same bytes.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+
+    """
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": ()}
+    )
+    with atomic_output(path, force=force) as tmp, open(tmp, "wb") as out:
+        out.write(header.getvalue())
+        write_pickle(out, {name: (layer.kernel, layer.bias) for name, layer in weights.layers.items()})

@@ -1,0 +1,82 @@
+"""Shared fixtures: small seeded weights with asymmetric shapes (N != C != H != W), images, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from converters.bvlc_npy import write_npy
+from converters.spec import BGR_MEAN
+from converters.synthetic import synthesize
+from converters.weights import AlexNetWeights
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SMALL = {"seed": 3, "width_divisor": 8, "num_classes": 17}
+
+
+@pytest.fixture(scope="session")
+def small_weights() -> AlexNetWeights:
+    return synthesize(**SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_npy(tmp_path_factory: pytest.TempPathFactory, small_weights: AlexNetWeights) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "small.npy"
+    write_npy(small_weights, path)
+    return path
+
+
+def make_images(batch: int, seed: int = 0) -> np.ndarray:
+    """Seeded mean-subtracted BGR images with some spatial structure, float32 NHWC."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 255, size=(batch, 227, 227, 3))
+    ramp = np.linspace(0, 60, 227)[None, :, None, None]
+    return (np.clip(base * 0.7 + ramp, 0, 255) - np.asarray(BGR_MEAN)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def images5() -> np.ndarray:
+    return make_images(5)
+
+
+def npy_with(path: Path, payload: Any, protocol: int = 3) -> Path:
+    """Write ``payload`` the way np.save writes a pickled object (0-d object array, given protocol)."""
+    header = {"descr": "|O", "fortran_order": False, "shape": ()}
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        holder = np.empty((), dtype=object)
+        holder[()] = payload
+        pickle.dump(holder, out, protocol=protocol)
+    return path
+
+
+def raw_pickle_npy(path: Path, pickle_bytes: bytes) -> Path:
+    """An .npy object header followed by arbitrary pickle bytes."""
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": "|O", "fortran_order": False, "shape": ()})
+        out.write(pickle_bytes)
+    return path
+
+
+def layer_dict(weights: AlexNetWeights) -> dict[str, list[np.ndarray]]:
+    return {name: [np.array(layer.kernel), np.array(layer.bias)] for name, layer in weights.layers.items()}
+
+
+@pytest.fixture()
+def cli() -> Callable[..., Any]:
+    from alexnet_export.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke
