@@ -39,7 +39,7 @@ class Source:
     format: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     """Kernel and bias of one layer (read-only float32 arrays)."""
 
@@ -47,7 +47,7 @@ class Layer:
     bias: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AlexNetWeights:
     """The canonical weight set; build it with :func:`build_weights`.
 
@@ -65,6 +65,15 @@ class AlexNetWeights:
 
     def __getitem__(self, name: str) -> Layer:
         return self.layers[name]
+
+    def bit_equal(self, other: AlexNetWeights) -> bool:
+        """Whether ``other`` holds the same layers with bit-identical kernels and biases."""
+        return list(self.layers) == list(other.layers) and all(
+            a.kernel.shape == b.kernel.shape
+            and a.kernel.tobytes() == b.kernel.tobytes()
+            and a.bias.tobytes() == b.bias.tobytes()
+            for a, b in zip(self.layers.values(), other.layers.values())
+        )
 
     @property
     def widths(self) -> dict[str, int]:

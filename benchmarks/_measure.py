@@ -1,0 +1,51 @@
+"""Run a snippet in fresh processes and collect its wall time and the process's peak RSS.
+
+Each run is a new interpreter, so peak RSS belongs to that run alone. ``setup`` is not timed;
+``timed`` is. Figures are medians over runs, printed next to the anchor's from the same session.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+
+CHILD = """
+import json, resource, time, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+{setup}
+start = time.perf_counter()
+{timed}
+seconds = time.perf_counter() - start
+print("MEASURE " + json.dumps({{"seconds": seconds,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def measure(setup: str, timed: str, *, runs: int) -> dict[str, float]:
+    """Median seconds and median peak RSS (MiB) of ``timed`` over ``runs`` fresh processes."""
+    seconds, peaks = [], []
+    code = CHILD.format(setup=textwrap.dedent(setup), timed=textwrap.dedent(timed))
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        line = next(l for l in out.stdout.splitlines() if l.startswith("MEASURE "))
+        result = json.loads(line[len("MEASURE "):])
+        seconds.append(result["seconds"])
+        peaks.append(result["peak_rss_mb"])
+    return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}
+
+
+def report(title: str, rows: dict[str, dict[str, float]], anchor: str) -> None:
+    """Print each row with its ratio to the anchor row."""
+    base = rows[anchor]
+    print(f"\n{title}")
+    print(f"{'':34} {'median s':>10} {'peak RSS MiB':>13} {'time/anchor':>12} {'RSS/anchor':>11}")
+    for name, row in rows.items():
+        print(
+            f"{name:34} {row['seconds']:10.3f} {row['peak_rss_mb']:13.0f} "
+            f"{row['seconds'] / base['seconds']:12.2f} {row['peak_rss_mb'] / base['peak_rss_mb']:11.2f}"
+        )

@@ -1,0 +1,45 @@
+"""Safe reader vs np.load(allow_pickle=True) on a full-size bvlc_alexnet.npy-layout file.
+
+Usage: python benchmarks/read_npy.py [WEIGHTS.npy] [--runs N]
+Without WEIGHTS a full-size synthetic file is written to a temporary folder first.
+Target (issue 2): the safe reader within 1.5x of np.load's time and peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from _measure import measure, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", nargs="?", type=Path)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.weights
+        if path is None:
+            from converters.bvlc_npy import write_npy
+            from converters.synthetic import synthesize
+
+            path = Path(tmp) / "synthetic_alexnet.npy"
+            write_npy(synthesize(), path)
+        print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB), {args.runs} runs each, fresh process per run")
+        rows = {
+            "np.load(allow_pickle) [anchor]": measure(
+                "import numpy as np, warnings; warnings.simplefilter('ignore')",
+                f"d = np.load({str(path)!r}, allow_pickle=True, encoding='latin1').item()",
+                runs=args.runs,
+            ),
+            "read_npy (safe, with sha256)": measure(
+                "from converters.bvlc_npy import read_npy", f"w = read_npy({str(path)!r})", runs=args.runs
+            ),
+        }
+        report("reading full-size weights", rows, "np.load(allow_pickle) [anchor]")
+
+
+if __name__ == "__main__":
+    main()
