@@ -32,7 +32,7 @@ def measure(setup: str, timed: str, *, runs: int) -> dict[str, float]:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if out.returncode:
             raise RuntimeError(out.stderr[-3000:])
-        line = next(l for l in out.stdout.splitlines() if l.startswith("MEASURE "))
+        line = next(row for row in out.stdout.splitlines() if row.startswith("MEASURE "))
         result = json.loads(line[len("MEASURE "):])
         seconds.append(result["seconds"])
         peaks.append(result["peak_rss_mb"])

@@ -72,7 +72,7 @@ class AlexNetWeights:
             a.kernel.shape == b.kernel.shape
             and a.kernel.tobytes() == b.kernel.tobytes()
             and a.bias.tobytes() == b.bias.tobytes()
-            for a, b in zip(self.layers.values(), other.layers.values())
+            for a, b in zip(self.layers.values(), other.layers.values(), strict=True)
         )
 
     @property

@@ -28,7 +28,7 @@ def test_widths_and_classes_are_read_from_shapes(small_weights: AlexNetWeights) 
 
 
 def test_build_does_not_copy_or_mutate_the_callers_arrays(small_weights: AlexNetWeights) -> None:
-    arrays = {n: (np.array(l.kernel), np.array(l.bias)) for n, l in small_weights.layers.items()}
+    arrays = {n: (np.array(layer.kernel), np.array(layer.bias)) for n, layer in small_weights.layers.items()}
     built = build_weights(arrays)
     for name, (kernel, bias) in arrays.items():
         assert kernel.flags.writeable and bias.flags.writeable  # caller's arrays untouched
@@ -46,7 +46,7 @@ def test_weight_sets_are_frozen(small_weights: AlexNetWeights) -> None:
 
 
 def test_fortran_ordered_input_becomes_c_contiguous(small_weights: AlexNetWeights) -> None:
-    arrays = {n: (np.asfortranarray(l.kernel), l.bias) for n, l in small_weights.layers.items()}
+    arrays = {n: (np.asfortranarray(layer.kernel), layer.bias) for n, layer in small_weights.layers.items()}
     built = build_weights(arrays)
     assert all(built[n].kernel.flags.c_contiguous for n in LAYER_NAMES)
     assert built.bit_equal(small_weights)
@@ -54,7 +54,7 @@ def test_fortran_ordered_input_becomes_c_contiguous(small_weights: AlexNetWeight
 
 
 def test_merge_group_entries_refuses_mixed_forms(small_weights: AlexNetWeights) -> None:
-    entries = {n: (l.kernel, l.bias) for n, l in small_weights.layers.items()}
+    entries = {n: (layer.kernel, layer.bias) for n, layer in small_weights.layers.items()}
     entries["conv2_1"] = entries["conv2"]
     with pytest.raises(WeightsError, match=r"f: layer conv2: expected either conv2 or per-group entries conv2_1, conv2_2, received conv2, conv2_1"):
         merge_group_entries(entries, where="f")
