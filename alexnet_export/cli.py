@@ -70,6 +70,30 @@ def handles_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def import_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter silenced.
+
+    TF 2.21 writes INFO lines (oneDNN, CUDA probing) to fd 2 before absl logging is initialised,
+    whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command's stderr is for its own progress and errors.
+    An import failure still raises after stderr is restored.
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"alexnet-export {__version__}")
@@ -160,6 +184,8 @@ def npy2savedmodel(
     progress = Progress(quiet=quiet)
     with progress.step(f"reading {weights}"):
         loaded = read_weights(weights, allow_cast=allow_cast)
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
     from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
 
     options = SavedModelOptions(groups=groups.value, profile=profile.value)

@@ -49,3 +49,28 @@ def report(title: str, rows: dict[str, dict[str, float]], anchor: str) -> None:
             f"{name:34} {row['seconds']:10.3f} {row['peak_rss_mb']:13.0f} "
             f"{row['seconds'] / base['seconds']:12.2f} {row['peak_rss_mb'] / base['peak_rss_mb']:11.2f}"
         )
+
+
+WRAPPER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+seconds = time.perf_counter() - start
+if done.returncode:
+    sys.stderr.write(done.stderr.decode()[-3000:])
+    sys.exit(done.returncode)
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def measure_command(argv: list[str], *, runs: int) -> dict[str, float]:
+    """Median wall seconds and peak RSS (MiB) of a whole command, each run in its own wrapper."""
+    seconds, peaks = [], []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", WRAPPER, *map(str, argv)], capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"{argv} failed: {out.stderr[-3000:]}")
+        result = json.loads(out.stdout)
+        seconds.append(result["seconds"])
+        peaks.append(result["peak_rss_mb"])
+    return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}

@@ -1,0 +1,54 @@
+"""Full-size `alexnet-export npy2savedmodel` next to a minimal by-hand build-and-save (direct_savedmodel.py).
+
+Both are whole processes (interpreter start and TF import included), same weights, same run.
+Targets (issue 3): within 1.2x of the anchor's wall time; peak RSS under 1.5 GB.
+Usage: python benchmarks/npy2savedmodel.py [WEIGHTS.npy] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from _measure import measure_command, report
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", nargs="?", type=Path)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    cli = Path(sys.executable).parent / "alexnet-export"
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = args.weights or Path(tmp) / "synthetic_alexnet.npy"
+        if args.weights is None:
+            from converters.bvlc_npy import write_npy
+            from converters.synthetic import synthesize
+
+            write_npy(synthesize(), weights)
+        out = Path(tmp) / "out"
+        commands = {
+            "direct build+save [anchor]": [sys.executable, HERE / "direct_savedmodel.py", weights, out],
+            "alexnet-export npy2savedmodel": [cli, "npy2savedmodel", weights, out, "--quiet"],
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+        for _ in range(args.runs):  # interleaved, so machine noise hits both sides alike
+            for name, argv in commands.items():
+                shutil.rmtree(out, ignore_errors=True)
+                runs[name].append(measure_command(argv, runs=1))
+        final = {
+            name: {key: statistics.median(r[key] for r in rows) for key in ("seconds", "peak_rss_mb")}
+            for name, rows in runs.items()
+        }
+        print(f"full-size weights, {args.runs} interleaved runs each, medians")
+        report("npy -> SavedModel (whole process)", final, "direct build+save [anchor]")
+
+
+if __name__ == "__main__":
+    main()
