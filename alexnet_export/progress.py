@@ -31,7 +31,7 @@ class Progress:
         start = time.perf_counter()
         with console.status(message):
             yield
-        console.print(f"[green]done[/] {message} ({time.perf_counter() - start:.1f} s)")
+        console.print(f"[green]done[/] {message} ({time.perf_counter() - start:.1f} s)", highlight=False)
 
 
 QUIET = Progress(quiet=True)

@@ -120,3 +120,42 @@ def test_hostile_file_via_cli_does_not_run(cli, tmp_path: Path, small_weights: A
     result = cli("inspect", npy_with(tmp_path / "evil.npy", entries, protocol=2))
     assert_one_line_error(result, r"evil.npy: refused global (posix|os)\.system: only numpy array reconstruction")
     assert not marker.exists()
+
+
+class _Terminal:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_and_not_when_quiet(monkeypatch) -> None:
+    from alexnet_export.progress import Progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Progress().step("reading weights"):
+        pass
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.text)
+    assert "reading weights" in plain.splitlines()[0]  # the spinner line
+    assert re.search(r"done reading weights \(\d+\.\d s\)", plain)
+    terminal.text = ""
+    with Progress(quiet=True).step("reading weights"):
+        pass
+    assert terminal.text == ""
+
+
+def test_progress_is_silent_when_stderr_is_not_a_terminal(cli, tmp_path: Path, small_npy: Path) -> None:
+    result = cli("npy2savedmodel", small_npy, tmp_path / "sm")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
