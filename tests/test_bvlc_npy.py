@@ -237,3 +237,15 @@ def test_pickle_from_numpy_save_of_protocol_3_is_not_hostile(tmp_path: Path, sma
     np.save(path, layer_dict(small_weights), allow_pickle=True)
     assert_same(read_npy(path), small_weights)
     assert pickle.HIGHEST_PROTOCOL >= 5
+
+
+@pytest.mark.parametrize("change,message", [pytest.param(c, m, id=i) for i, c, m in BAD_LAYOUTS])
+def test_bad_layouts_via_cli_exit_2_and_write_nothing(cli, tmp_path: Path, small_weights: AlexNetWeights, change, message: str) -> None:
+    path = _mutated(tmp_path, small_weights, change)
+    result = cli("npy2savedmodel", path, tmp_path / "out", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    import re
+
+    assert re.search(message, result.stderr), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy"]
