@@ -109,7 +109,9 @@ def root(
     """BVLC AlexNet weights to SavedModel, TFLite and ONNX, with proof of logits parity."""
 
 
-WeightsArg = Annotated[Path, typer.Argument(help="Weight file: bvlc_alexnet.npy or a file in its layout.")]
+WeightsArg = Annotated[
+    Path, typer.Argument(help="Weight file: bvlc_alexnet.npy (or its layout) or HDF5 from npy2h5.")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
 AllowCastOpt = Annotated[
     bool, typer.Option("--allow-cast", help="Convert float64/float16 weights to float32 instead of refusing.")
@@ -191,6 +193,43 @@ def npy2savedmodel(
     options = SavedModelOptions(groups=groups.value, profile=profile.value)
     export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
     typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile})")
+
+
+@app.command()
+@handles_errors
+def npy2h5(
+    weights: WeightsArg,
+    out: Annotated[Path, typer.Argument(help="The .h5 file to write.")],
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+) -> None:
+    """Convert weights to self-describing HDF5 (no pickle; a sha256 per tensor)."""
+    from converters import read_weights
+    from converters.atomic import check_output
+    from converters.hdf5 import write_h5
+
+    check_output(out, force=force)
+    loaded = read_weights(weights, allow_cast=allow_cast)
+    write_h5(loaded, out, force=force)
+    typer.echo(f"wrote {out} (HDF5, {loaded.parameter_count:,} parameters)")
+
+
+@app.command()
+@handles_errors
+def h52npy(
+    weights: Annotated[Path, typer.Argument(help="HDF5 weights written by npy2h5.")],
+    out: Annotated[Path, typer.Argument(help="The .npy file to write, in the legacy bvlc layout.")],
+    force: ForceOpt = False,
+) -> None:
+    """Convert HDF5 weights back to the legacy bvlc_alexnet.npy layout (checksums verified first)."""
+    from converters import write_npy
+    from converters.atomic import check_output
+    from converters.hdf5 import read_h5
+
+    check_output(out, force=force)
+    loaded = read_h5(weights)
+    write_npy(loaded, out, force=force)
+    typer.echo(f"wrote {out} (bvlc .npy layout, {loaded.parameter_count:,} parameters)")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -30,7 +30,7 @@ __all__ = [
 def read_weights(
     path: str | os.PathLike[str], *, allow_cast: bool = False, check_finite: bool = True
 ) -> AlexNetWeights:
-    """Read a weight file in any supported format (today: the bvlc_alexnet.npy layout).
+    """Read a weight file: the bvlc_alexnet.npy layout, or HDF5 written by this toolkit (by magic bytes).
 
     Args:
         path: the weight file.
@@ -38,4 +38,13 @@ def read_weights(
         check_finite: refuse NaN and Inf values.
 
     """
+    try:
+        with open(path, "rb") as stream:
+            is_hdf5 = stream.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        is_hdf5 = False  # read_npy reports missing files and directories
+    if is_hdf5:
+        from converters.hdf5 import read_h5
+
+        return read_h5(path, allow_cast=allow_cast, check_finite=check_finite)
     return read_npy(path, allow_cast=allow_cast, check_finite=check_finite)
