@@ -11,7 +11,6 @@ import json
 import signal
 import sys
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -28,21 +27,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class GroupMode(StrEnum):
-    """How grouped layers (conv2/4/5) are computed."""
-
-    NATIVE = "native"
-    SPLIT = "split"
-    DENSE = "dense"
-
-
-class ProfileName(StrEnum):
-    """Forward-pass profile."""
-
-    CAFFE = "caffe"
-    GUERZHOY = "guerzhoy"
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -169,10 +153,10 @@ def synthesize(
 def npy2savedmodel(
     weights: WeightsArg,
     out_dir: Annotated[Path, typer.Argument(help="The SavedModel folder to create.")],
-    groups: Annotated[GroupMode, typer.Option(help="How grouped layers are computed.")] = GroupMode.NATIVE,
+    groups: Annotated[str, typer.Option(help="Grouped layers: native, split or dense.")] = "native",
     profile: Annotated[
-        ProfileName, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME, as myalexnet_forward).")
-    ] = ProfileName.CAFFE,
+        str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME, as myalexnet_forward).")
+    ] = "caffe",
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
@@ -181,7 +165,10 @@ def npy2savedmodel(
     from alexnet_export.artifacts import check_output
     from alexnet_export.progress import Progress
     from converters import read_weights
+    from converters.spec import PROFILES, check_choice
 
+    check_choice("--groups", groups, ("native", "split", "dense"))
+    check_choice("--profile", profile, tuple(PROFILES))
     check_output(out_dir, force=force)
     progress = Progress(quiet=quiet)
     with progress.step(f"reading {weights}"):
@@ -190,7 +177,7 @@ def npy2savedmodel(
         import_tensorflow()
     from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
 
-    options = SavedModelOptions(groups=groups.value, profile=profile.value)
+    options = SavedModelOptions(groups=groups, profile=profile)
     export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
     typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile})")
 

@@ -20,8 +20,17 @@ import numpy as np
 import tensorflow as tf
 
 from converters import groups as groups_mod
-from converters.errors import InputError
-from converters.spec import CONV_LAYERS, DENSE_LAYERS, INPUT_CHANNELS, INPUT_SIZE, LRN, POOL_SIZE, POOL_STRIDE, PROFILES
+from converters.spec import (
+    CONV_LAYERS,
+    DENSE_LAYERS,
+    INPUT_CHANNELS,
+    INPUT_SIZE,
+    LRN,
+    POOL_SIZE,
+    POOL_STRIDE,
+    PROFILES,
+    check_choice,
+)
 from converters.weights import AlexNetWeights, groups_of
 
 GroupMode = Literal["native", "split", "dense"]
@@ -37,10 +46,8 @@ def check_options(*, groups: str, profile: str) -> None:
         InputError: an unknown value.
 
     """
-    if groups not in GROUP_MODES:
-        raise InputError(f"--groups: expected one of {', '.join(GROUP_MODES)}, received {groups!r}")
-    if profile not in PROFILES:
-        raise InputError(f"--profile: expected one of {', '.join(PROFILES)}, received {profile!r}")
+    check_choice("--groups", groups, GROUP_MODES)
+    check_choice("--profile", profile, tuple(PROFILES))
 
 
 def stored_kernel(name: str, kernel: np.ndarray, groups: str) -> np.ndarray:

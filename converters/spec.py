@@ -168,3 +168,16 @@ PROFILES: dict[str, Profile] = {
     "caffe": Profile("caffe", conv1_same=False, pool_ceil=True),
     "guerzhoy": Profile("guerzhoy", conv1_same=True, pool_ceil=False),
 }
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming the option.
+
+    Raises:
+        InputError: an unknown value.
+
+    """
+    if value not in choices:
+        from converters.errors import InputError
+
+        raise InputError(f"{option}: expected one of {', '.join(choices)}, received {value!r}")
