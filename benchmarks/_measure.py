@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 CHILD = """
 import json, resource, time, os
@@ -74,3 +75,24 @@ def measure_command(argv: list[str], *, runs: int) -> dict[str, float]:
         seconds.append(result["seconds"])
         peaks.append(result["peak_rss_mb"])
     return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}
+
+
+def weights_file(given: Path | None, folder: str) -> Path:
+    """``given``, or a full-size synthetic file written into ``folder`` when none was given."""
+    if given is not None:
+        return given
+    from converters.bvlc_npy import write_npy
+    from converters.synthetic import synthesize
+
+    path = Path(folder) / "synthetic_alexnet.npy"
+    write_npy(synthesize(), path)
+    return path
+
+
+def np_load_anchor(path: Path, *, runs: int) -> dict[str, float]:
+    """The anchor every weight-reading figure is compared with: np.load(allow_pickle=True)."""
+    return measure(
+        "import numpy as np, warnings; warnings.simplefilter('ignore')",
+        f"d = np.load({str(path)!r}, allow_pickle=True, encoding='latin1').item()",
+        runs=runs,
+    )

@@ -9,7 +9,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _measure import measure, report
+from _measure import measure, np_load_anchor, report, weights_file
 
 
 def main() -> None:
@@ -18,19 +18,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        npy = args.weights or Path(tmp) / "synthetic_alexnet.npy"
-        if args.weights is None:
-            from converters.bvlc_npy import write_npy
-            from converters.synthetic import synthesize
-
-            write_npy(synthesize(), npy)
+        npy = weights_file(args.weights, tmp)
         h5 = Path(tmp) / "w.h5"
         rows = {
-            "np.load(allow_pickle) [anchor]": measure(
-                "import numpy as np, warnings; warnings.simplefilter('ignore')",
-                f"d = np.load({str(npy)!r}, allow_pickle=True, encoding='latin1').item()",
-                runs=args.runs,
-            ),
+            "np.load(allow_pickle) [anchor]": np_load_anchor(npy, runs=args.runs),
             "npy -> h5 (read_npy + write_h5)": measure(
                 "from converters.bvlc_npy import read_npy; from converters.hdf5 import write_h5",
                 f"write_h5(read_npy({str(npy)!r}), {str(h5)!r}, force=True)",

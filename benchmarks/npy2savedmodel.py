@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import measure_command, report
+from _measure import measure_command, report, weights_file
 
 HERE = Path(__file__).parent
 
@@ -26,12 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     cli = Path(sys.executable).parent / "alexnet-export"
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or Path(tmp) / "synthetic_alexnet.npy"
-        if args.weights is None:
-            from converters.bvlc_npy import write_npy
-            from converters.synthetic import synthesize
-
-            write_npy(synthesize(), weights)
+        weights = weights_file(args.weights, tmp)
         out = Path(tmp) / "out"
         commands = {
             "direct build+save [anchor]": [sys.executable, HERE / "direct_savedmodel.py", weights, out],

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _measure import measure, report
+from _measure import measure, np_load_anchor, report, weights_file
 
 
 def main() -> None:
@@ -20,20 +20,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.weights
-        if path is None:
-            from converters.bvlc_npy import write_npy
-            from converters.synthetic import synthesize
-
-            path = Path(tmp) / "synthetic_alexnet.npy"
-            write_npy(synthesize(), path)
-        print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB), {args.runs} runs each, fresh process per run")
+        path = weights_file(args.weights, tmp)
         rows = {
-            "np.load(allow_pickle) [anchor]": measure(
-                "import numpy as np, warnings; warnings.simplefilter('ignore')",
-                f"d = np.load({str(path)!r}, allow_pickle=True, encoding='latin1').item()",
-                runs=args.runs,
-            ),
+            "np.load(allow_pickle) [anchor]": np_load_anchor(path, runs=args.runs),
             "read_npy (safe, with sha256)": measure(
                 "from converters.bvlc_npy import read_npy", f"w = read_npy({str(path)!r})", runs=args.runs
             ),
