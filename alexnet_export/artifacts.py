@@ -7,7 +7,6 @@ back and checked later without re-running the export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Mapping
@@ -16,21 +15,12 @@ from typing import Any
 
 from alexnet_export import __version__
 from converters.atomic import atomic_output, check_output
-from converters.weights import AlexNetWeights
+from converters.weights import AlexNetWeights, file_sha256
 
 __all__ = ["MANIFEST_NAME", "atomic_output", "check_output", "file_sha256", "manifest", "write_manifest"]
 
 MANIFEST_NAME = "alexnet-export.json"
 MANIFEST_SCHEMA = 1
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tree_sha256(root: Path) -> dict[str, str]:

@@ -165,9 +165,9 @@ def npy2savedmodel(
     from alexnet_export.artifacts import check_output
     from alexnet_export.progress import Progress
     from converters import read_weights
-    from converters.spec import PROFILES, check_choice
+    from converters.spec import GROUP_MODES, PROFILES, check_choice
 
-    check_choice("--groups", groups, ("native", "split", "dense"))
+    check_choice("--groups", groups, GROUP_MODES)
     check_choice("--profile", profile, tuple(PROFILES))
     check_output(out_dir, force=force)
     progress = Progress(quiet=quiet)

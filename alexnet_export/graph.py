@@ -23,6 +23,7 @@ from converters import groups as groups_mod
 from converters.spec import (
     CONV_LAYERS,
     DENSE_LAYERS,
+    GROUP_MODES,
     INPUT_CHANNELS,
     INPUT_SIZE,
     LRN,
@@ -34,7 +35,6 @@ from converters.spec import (
 from converters.weights import AlexNetWeights, groups_of
 
 GroupMode = Literal["native", "split", "dense"]
-GROUP_MODES: tuple[str, ...] = ("native", "split", "dense")
 
 INPUT_SIGNATURE = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], tf.float32, name="images")
 

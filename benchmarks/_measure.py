@@ -6,6 +6,7 @@ Each run is a new interpreter, so peak RSS belongs to that run alone. ``setup`` 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -75,6 +76,14 @@ def measure_command(argv: list[str], *, runs: int) -> dict[str, float]:
         seconds.append(result["seconds"])
         peaks.append(result["peak_rss_mb"])
     return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}
+
+
+def parse_args(runs: int = 5) -> argparse.Namespace:
+    """The arguments every weights benchmark takes: an optional WEIGHTS file and --runs."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
+    parser.add_argument("--runs", type=int, default=runs)
+    return parser.parse_args()
 
 
 def weights_file(given: Path | None, folder: str) -> Path:

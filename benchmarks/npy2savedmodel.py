@@ -7,23 +7,19 @@ Usage: python benchmarks/npy2savedmodel.py [WEIGHTS.npy] [--runs N]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from _measure import measure_command, report, weights_file
+from _measure import measure_command, parse_args, report, weights_file
 
 HERE = Path(__file__).parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("weights", nargs="?", type=Path)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = parse_args()
     cli = Path(sys.executable).parent / "alexnet-export"
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, tmp)

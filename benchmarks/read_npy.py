@@ -7,18 +7,13 @@ Target (issue 2): the safe reader within 1.5x of np.load's time and peak memory.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
-from pathlib import Path
 
-from _measure import measure, np_load_anchor, report, weights_file
+from _measure import measure, np_load_anchor, parse_args, report, weights_file
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("weights", nargs="?", type=Path)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = weights_file(args.weights, tmp)
         rows = {

@@ -11,6 +11,8 @@ from converters.bvlc_npy import read_npy, write_npy
 from converters.errors import AlexNetExportError, InputError, OutputExistsError, UnsafePickleError, WeightsError
 from converters.weights import AlexNetWeights, Layer, Source, build_weights
 
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
 __all__ = [
     "AlexNetExportError",
     "AlexNetWeights",
@@ -40,7 +42,7 @@ def read_weights(
     """
     try:
         with open(path, "rb") as stream:
-            is_hdf5 = stream.read(8) == b"\x89HDF\r\n\x1a\n"
+            is_hdf5 = stream.read(len(HDF5_MAGIC)) == HDF5_MAGIC
     except OSError:
         is_hdf5 = False  # read_npy reports missing files and directories
     if is_hdf5:

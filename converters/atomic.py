@@ -54,13 +54,14 @@ def atomic_output(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
 
     Raises:
         OutputExistsError: ``dest`` exists and ``force`` is false.
+        InputError: the output cannot be written (an OSError), naming ``dest`` rather than the temporary.
 
     """
     dest = Path(dest)
     check_output(dest, force=force)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(4)}"
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"nothing was written for {dest}")
@@ -71,6 +72,9 @@ def atomic_output(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
             _remove(old)
         else:
             os.replace(tmp, dest)
+    except OSError as exc:
+        _remove(tmp)
+        raise InputError(f"{dest}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         _remove(tmp)
         raise

@@ -195,8 +195,7 @@ def read_npy(
             raise WeightsError(f"{where}: corrupt pickle: {exc}") from None
         except Exception as exc:
             raise WeightsError(f"{where}: corrupt pickle: {type(exc).__name__}: {exc}") from None
-        stream.read()
-        reader.drain()
+        reader.drain()  # bytes already buffered were hashed when read from the file
     entries = merge_group_entries(entries_from_pickle(obj, where), where=where)
     source = Source(path=where, sha256=reader.sha256.hexdigest(), format="npy")
     return build_weights(

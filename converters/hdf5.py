@@ -19,12 +19,11 @@ import numpy as np
 from converters.atomic import atomic_output
 from converters.errors import WeightsError
 from converters.spec import LAYER_NAMES
-from converters.weights import AlexNetWeights, Source, build_weights, groups_of
+from converters.weights import AlexNetWeights, Source, build_weights, check_layer_names, file_sha256, groups_of
 
 FORMAT = "alexnet-export-weights"
 FORMAT_VERSION = 1
 LAYOUT = "conv HWIO grouped (kh, kw, C_in/G, C_out); fc (in, out); fc6 rows (h, w, c)"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _digest(array: np.ndarray) -> str:
@@ -93,16 +92,10 @@ def read_h5(path: str | os.PathLike[str], *, allow_cast: bool = False, check_fin
             raise WeightsError(
                 f"{where}: expected HDF5 weights with format={FORMAT!r}, received format={file.attrs.get('format')!r}"
             )
-        unknown = [key for key in file if key not in LAYER_NAMES]
-        if unknown:
-            raise WeightsError(f"{where}: unknown layer {unknown[0]!r}; expected only {', '.join(LAYER_NAMES)}")
+        check_layer_names(list(file), where)
         entries: dict[str, tuple[object, object]] = {
             name: (_read_dataset(file, name, "kernel", where), _read_dataset(file, name, "bias", where))
             for name in LAYER_NAMES
         }
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    source = Source(path=where, sha256=digest.hexdigest(), format="h5")
+    source = Source(path=where, sha256=file_sha256(path), format="h5")
     return build_weights(entries, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source)

@@ -147,6 +147,10 @@ def expected_kernel_shape(name: str, widths: dict[str, int]) -> tuple[int, ...]:
     return (c_in, widths[name])
 
 
+# How grouped layers can be computed (see alexnet_export.graph).
+GROUP_MODES: tuple[str, ...] = ("native", "split", "dense")
+
+
 @dataclass(frozen=True)
 class Profile:
     """How a forward pass interprets the architecture.

@@ -9,6 +9,8 @@ and never re-derives layout facts from a file.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +39,15 @@ class Source:
     path: str
     sha256: str
     format: str
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +144,8 @@ def _check_finite(array: np.ndarray, what: str) -> None:
         raise WeightsError(f"{what}: expected finite values, received {nans} NaN and {infs} Inf")
 
 
-def _check_names(names: list[str], where: str) -> None:
+def check_layer_names(names: list[str], where: str) -> None:
+    """Refuse unknown layer names first, then missing ones, naming the file."""
     unknown = [n for n in names if n not in LAYER_NAMES]
     if unknown:
         raise WeightsError(
@@ -171,7 +183,7 @@ def build_weights(
         WeightsError: a missing or unknown layer, a wrong rank, shape or dtype, or NaN/Inf values.
 
     """
-    _check_names(list(arrays), where)
+    check_layer_names(list(arrays), where)
     checked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in LAYER_NAMES:
         kernel, bias = arrays[name]

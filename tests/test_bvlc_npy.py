@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import subprocess
 import warnings
 from pathlib import Path
@@ -236,7 +235,6 @@ def test_pickle_from_numpy_save_of_protocol_3_is_not_hostile(tmp_path: Path, sma
     path = tmp_path / "np_save.npy"
     np.save(path, layer_dict(small_weights), allow_pickle=True)
     assert_same(read_npy(path), small_weights)
-    assert pickle.HIGHEST_PROTOCOL >= 5
 
 
 @pytest.mark.parametrize("change,message", [pytest.param(c, m, id=i) for i, c, m in BAD_LAYOUTS])

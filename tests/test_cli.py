@@ -108,6 +108,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, args: list[st
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.npy"]
 
 
+def test_os_errors_are_one_line_and_exit_2(cli) -> None:
+    # /proc refuses new files even for root: the write fails with an OSError, reported as one line
+    result = cli("synthesize", "/proc/alexnet.npy", "--width-divisor", "16")
+    assert_one_line_error(result, r"^error: /proc/alexnet\.npy: cannot write: ")
+    assert not Path("/proc/alexnet.npy").exists()
+
+
 def test_hostile_file_via_cli_does_not_run(cli, tmp_path: Path, small_weights: AlexNetWeights) -> None:
     marker = tmp_path / "pwned"
 
