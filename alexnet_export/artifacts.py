@@ -17,7 +17,15 @@ from alexnet_export import __version__
 from converters.atomic import atomic_output, check_output
 from converters.weights import AlexNetWeights, file_sha256
 
-__all__ = ["MANIFEST_NAME", "atomic_output", "check_output", "file_sha256", "manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "atomic_output",
+    "check_output",
+    "file_sha256",
+    "manifest",
+    "sidecar_manifest_path",
+    "write_manifest",
+]
 
 MANIFEST_NAME = "alexnet-export.json"
 MANIFEST_SCHEMA = 1
@@ -49,6 +57,11 @@ def manifest(
         "options": dict(options),
         "files": tree_sha256(artifact),
     }
+
+
+def sidecar_manifest_path(artifact: Path) -> Path:
+    """Where the manifest of a single-file artifact goes: ``model.onnx`` -> ``model.onnx.alexnet-export.json``."""
+    return artifact.with_name(f"{artifact.name}.{MANIFEST_NAME}")
 
 
 def write_manifest(path: Path, content: Mapping[str, Any]) -> None:

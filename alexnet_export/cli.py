@@ -63,7 +63,7 @@ def import_tensorflow() -> None:
     """
     import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too (cuInit on GPU-less hosts)
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -71,11 +71,12 @@ def import_tensorflow() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
 
 
 def _version(value: bool) -> None:
@@ -180,6 +181,45 @@ def npy2savedmodel(
     options = SavedModelOptions(groups=groups, profile=profile)
     export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
     typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile})")
+
+
+@app.command()
+@handles_errors
+def npy2onnx(
+    weights: WeightsArg,
+    out: Annotated[Path, typer.Argument(help="The .onnx file to write (manifest beside it).")],
+    opset: Annotated[int, typer.Option(help="ONNX opset, 13 to 26.")] = 17,
+    layout: Annotated[
+        str, typer.Option(help="Input layout: nhwc ([batch,227,227,3], the contract) or nchw (no Transpose).")
+    ] = "nhwc",
+    groups: Annotated[str, typer.Option(help="Grouped layers: native (Conv group=2), split or dense.")] = "native",
+    profile: Annotated[str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME).")] = "caffe",
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert weights to ONNX: tf2onnx converts the graph structure, the weights become initializers."""
+    from alexnet_export.artifacts import check_output, sidecar_manifest_path
+    from alexnet_export.exporters.onnx import OnnxOptions, export_onnx
+    from alexnet_export.progress import Progress
+    from converters import read_weights
+
+    options = OnnxOptions(opset=opset, layout=layout, groups=groups, profile=profile)
+    options.check()
+    check_output(out, force=force)
+    check_output(sidecar_manifest_path(out), force=force)
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast)
+    with progress.step("loading TensorFlow and tf2onnx"):
+        import_tensorflow()
+    summary = export_onnx(loaded, out, options=options, force=force, progress=progress)
+    counts = ", ".join(f"{op} {count}" for op, count in summary.nodes.items())
+    typer.echo(
+        f"wrote {out} (ONNX opset {options.opset}, IR {summary.ir_version}, layout={options.layout}, "
+        f"groups={options.groups}, profile={options.profile})"
+    )
+    typer.echo(f"nodes: {sum(summary.nodes.values())} ({counts})")
 
 
 @app.command()

@@ -14,7 +14,8 @@ Grouped layers (conv2/4/5) can be expressed three ways, all computing the same f
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from collections.abc import Mapping
+from typing import Any, Literal, cast
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +27,7 @@ from converters.spec import (
     GROUP_MODES,
     INPUT_CHANNELS,
     INPUT_SIZE,
+    LAYER_NAMES,
     LRN,
     POOL_SIZE,
     POOL_STRIDE,
@@ -35,6 +37,7 @@ from converters.spec import (
 from converters.weights import AlexNetWeights, groups_of
 
 GroupMode = Literal["native", "split", "dense"]
+Tensorish = Any  # tf.Tensor or tf.Variable; TF has no type stubs
 
 INPUT_SIGNATURE = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], tf.float32, name="images")
 
@@ -55,6 +58,57 @@ def stored_kernel(name: str, kernel: np.ndarray, groups: str) -> np.ndarray:
     if groups == "dense" and groups_of(name) > 1:
         return groups_mod.to_dense(kernel, groups_of(name), name=name)
     return kernel
+
+
+def _conv(x: tf.Tensor, kernel: Tensorish, bias: Tensorish, stride: int, padding: str, groups: int) -> tf.Tensor:
+    strides = [1, stride, stride, 1]
+    if groups > 1:
+        xs = tf.split(x, groups, axis=3)
+        ks = tf.split(kernel, groups, axis=3)
+        y = tf.concat([tf.nn.conv2d(a, k, strides, padding) for a, k in zip(xs, ks, strict=True)], axis=3)
+    else:
+        y = tf.nn.conv2d(x, kernel, strides, padding)
+    return tf.nn.bias_add(y, bias)
+
+
+def forward(
+    images: tf.Tensor, params: Mapping[str, tuple[Tensorish, Tensorish]], *, groups: str, conv1_same: bool
+) -> tf.Tensor:
+    """AlexNet's logits from a preprocessed NHWC batch and per-layer (kernel, bias) tensors.
+
+    The weights may be variables (the canonical module) or placeholders (the ONNX exporter traces
+    the structure without the weights in it); kernels are stored as :func:`stored_kernel` says.
+
+    Args:
+        images: float32 [batch, 227, 227, 3], BGR, mean-subtracted.
+        params: (kernel, bias) per layer name.
+        groups: grouped-layer mode; only ``split`` changes the ops (``dense`` changes the kernel).
+        conv1_same: pad conv1 SAME (the guerzhoy profile) instead of Caffe's VALID.
+
+    """
+    x = images
+    for spec in CONV_LAYERS:
+        kernel, bias = params[spec.name]
+        with tf.name_scope(spec.name):
+            padding = "SAME" if spec.name != "conv1" or conv1_same else "VALID"
+            # Caffe's symmetric pad k//2 at stride 1 is exactly SAME for conv2..conv5
+            split = spec.groups if groups == "split" else 1
+            x = tf.nn.relu(_conv(x, kernel, bias, spec.stride, padding, split))
+            if spec.lrn:
+                x = tf.nn.local_response_normalization(
+                    x, depth_radius=LRN.tf_depth_radius, bias=LRN.k, alpha=LRN.tf_alpha, beta=LRN.beta
+                )
+            if spec.pool:
+                # VALID equals Caffe's ceil rounding at 227 (55->27->13->6); see reference.py
+                x = tf.nn.max_pool2d(x, POOL_SIZE, POOL_STRIDE, "VALID")
+    x = tf.reshape(x, [-1, int(params["fc6"][0].shape[0])])  # NHWC flatten: fc6 rows (h, w, c)
+    for dense in DENSE_LAYERS:
+        kernel, bias = params[dense.name]
+        with tf.name_scope(dense.name):
+            x = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+            if dense.relu:
+                x = tf.nn.relu(x)
+    return tf.identity(x, name="logits")
 
 
 class _Layer(tf.Module):
@@ -88,42 +142,13 @@ class AlexNet(tf.Module):
         """The child module of layer ``name``."""
         return cast(_Layer, getattr(self, name))
 
-    def _conv(self, x: tf.Tensor, name: str, stride: int, padding: str, groups: int) -> tf.Tensor:
-        layer = self.layer(name)
-        strides = [1, stride, stride, 1]
-        if groups > 1 and self.group_mode == "split":
-            xs = tf.split(x, groups, axis=3)
-            ks = tf.split(layer.kernel, groups, axis=3)
-            y = tf.concat([tf.nn.conv2d(a, k, strides, padding) for a, k in zip(xs, ks, strict=False)], axis=3)
-        else:
-            y = tf.nn.conv2d(x, layer.kernel, strides, padding)
-        return tf.nn.bias_add(y, layer.bias)
+    def params(self) -> dict[str, tuple[tf.Variable, tf.Variable]]:
+        """Every layer's (kernel, bias) variables, keyed by layer name."""
+        return {name: (self.layer(name).kernel, self.layer(name).bias) for name in LAYER_NAMES}
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """Logits of a preprocessed NHWC batch (float32, BGR, mean-subtracted)."""
-        x = images
-        for spec in CONV_LAYERS:
-            with tf.name_scope(spec.name):
-                if spec.name == "conv1":
-                    padding = "SAME" if self.profile.conv1_same else "VALID"
-                else:
-                    padding = "SAME"  # Caffe's symmetric pad k//2 at stride 1 is exactly SAME
-                x = tf.nn.relu(self._conv(x, spec.name, spec.stride, padding, spec.groups))
-                if spec.lrn:
-                    x = tf.nn.local_response_normalization(
-                        x, depth_radius=LRN.tf_depth_radius, bias=LRN.k, alpha=LRN.tf_alpha, beta=LRN.beta
-                    )
-                if spec.pool:
-                    # VALID equals Caffe's ceil rounding at 227 (55->27->13->6); see reference.py
-                    x = tf.nn.max_pool2d(x, POOL_SIZE, POOL_STRIDE, "VALID")
-        x = tf.reshape(x, [-1, int(self.layer("fc6").kernel.shape[0])])  # NHWC flatten: fc6 rows (h, w, c)
-        for dense in DENSE_LAYERS:
-            with tf.name_scope(dense.name):
-                layer = self.layer(dense.name)
-                x = tf.nn.bias_add(tf.matmul(x, layer.kernel), layer.bias)
-                if dense.relu:
-                    x = tf.nn.relu(x)
-        return tf.identity(x, name="logits")
+        return forward(images, self.params(), groups=self.group_mode, conv1_same=self.profile.conv1_same)
 
     @tf.function(input_signature=[INPUT_SIGNATURE])
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -70,6 +70,17 @@ def layer_dict(weights: AlexNetWeights) -> dict[str, list[np.ndarray]]:
     return {name: [np.array(layer.kernel), np.array(layer.bias)] for name, layer in weights.layers.items()}
 
 
+@pytest.fixture(scope="session")
+def full_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Full-size synthetic weights written by the installed console script (for slow tests)."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("full") / "synthetic_alexnet.npy"
+    subprocess.run([Path(sys.executable).parent / "alexnet-export", "synthesize", path], check=True, capture_output=True)
+    return path
+
+
 @pytest.fixture()
 def cli() -> Callable[..., Any]:
     from alexnet_export.cli import app

@@ -134,13 +134,6 @@ def test_cli_bad_weights_writes_nothing(cli, tmp_path: Path) -> None:
 
 # --- full size, end to end (slow; run in CI) ---------------------------------------------------
 
-@pytest.fixture(scope="module")
-def full_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("full") / "synthetic_alexnet.npy"
-    subprocess.run([BIN / "alexnet-export", "synthesize", path], check=True, capture_output=True)
-    return path
-
-
 @pytest.mark.slow
 def test_full_size_npy2savedmodel_end_to_end(tmp_path: Path, full_npy: Path) -> None:
     from converters import read_weights

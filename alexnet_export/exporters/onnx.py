@@ -1,0 +1,478 @@
+"""ONNX export of the canonical graph: tf2onnx converts the structure, the weights are placed afterwards.
+
+Converting the full-size model with its 244 MB of weights inside the TensorFlow graph makes tf2onnx
+slow and memory hungry (92 s and 11.4 GB measured for the tf2onnx CLI; see ``shared/DESIGN.md``).
+Here the graph is traced with the weights as *placeholders*, so tf2onnx converts a weightless
+structure in well under a second. The ONNX graph is then finished by small passes, each a function:
+
+1. :func:`_fold_weight_ops`: every node that computes on weights alone (the HWIO->OIHW Transposes
+   tf2onnx inserts) is evaluated once with numpy and replaced by an initializer.
+2. :func:`_drop_flatten_transpose` (``nchw`` only): the Transpose before the pool5 flatten is removed
+   and fc6's rows are permuted to ``(c, h, w)`` instead, so an NCHW graph has no Transpose at all.
+3. :func:`_fuse_gemm`: ``MatMul`` + bias ``Add`` become one ``Gemm`` per fully connected layer.
+4. :func:`_apply_group_mode`: ``split`` rewrites each ``group=2`` Conv as Split, two Convs and a
+   Concat; ``dense`` stores the block-diagonal kernel in a plain Conv.
+5. :func:`_rename`: node, tensor and initializer names follow the layers (``conv1``, ``conv1/lrn``,
+   ``fc6``, ``conv2/kernel``), so the bytes do not depend on tf2onnx's counters.
+
+The result is checked with ``onnx.checker`` (full check) and carries its provenance in
+``metadata_props``. The same weights and options give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from alexnet_export import __version__
+from alexnet_export.artifacts import atomic_output, check_output, manifest, sidecar_manifest_path, write_manifest
+from alexnet_export.progress import QUIET, Progress
+from converters import groups as groups_mod
+from converters.errors import InputError
+from converters.layouts import fc6_rows_hwc_to_chw
+from converters.spec import BGR_MEAN, GROUP_MODES, INPUT_CHANNELS, INPUT_SIZE, LAYER_NAMES, LRN, PROFILES, check_choice
+from converters.weights import AlexNetWeights
+
+LAYOUTS: tuple[str, ...] = ("nhwc", "nchw")
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax-13 normalises the last axis only; older opsets flatten, a different function
+NEWEST_OPSET = 26  # the newest opset onnxruntime 1.31 loads (27 is refused); onnx 1.23 defines 28
+TF2ONNX_MAX_OPSET = 18  # tf2onnx 1.17 converts up to 18; newer opsets go through onnx's version converter
+BATCH_DIM = "batch"
+PREPROCESSING = (
+    f"{INPUT_SIZE}x{INPUT_SIZE} BGR, 0-255 minus the mean (B, G, R) = {BGR_MEAN}, float32"
+)
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    """Options of an ONNX export.
+
+    Attributes:
+        opset: ONNX opset of the default domain, from :data:`MIN_OPSET` to :data:`NEWEST_OPSET`.
+        layout: ``nhwc`` (input [batch, 227, 227, 3], as the contract) or ``nchw`` ([batch, 3, 227, 227]).
+        groups: grouped-layer mode: ``native`` (Conv group=2), ``split`` or ``dense``.
+        profile: ``caffe`` or ``guerzhoy``.
+
+    """
+
+    opset: int = DEFAULT_OPSET
+    layout: str = "nhwc"
+    groups: str = "native"
+    profile: str = "caffe"
+
+    def check(self) -> None:
+        """Refuse unknown values, naming the option.
+
+        Raises:
+            InputError: an unknown value or an opset out of range.
+
+        """
+        check_choice("--layout", self.layout, LAYOUTS)
+        check_choice("--groups", self.groups, GROUP_MODES)
+        check_choice("--profile", self.profile, tuple(PROFILES))
+        if not MIN_OPSET <= self.opset <= NEWEST_OPSET:
+            raise InputError(f"--opset: expected {MIN_OPSET}..{NEWEST_OPSET}, received {self.opset}")
+
+
+def _placeholder(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def convert_structure(weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
+    """tf2onnx's conversion of the native-groups graph with every weight as a graph input.
+
+    Only shapes of the weights enter TensorFlow; the returned model has no weight data.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    from alexnet_export.graph import INPUT_SIGNATURE, forward
+
+    specs = [INPUT_SIGNATURE]
+    for name, layer in weights.layers.items():
+        specs.append(tf.TensorSpec(layer.kernel.shape, tf.float32, name=_placeholder(f"{name}/kernel")))
+        specs.append(tf.TensorSpec(layer.bias.shape, tf.float32, name=_placeholder(f"{name}/bias")))
+    conv1_same = PROFILES[options.profile].conv1_same
+
+    @tf.function(input_signature=specs)
+    def structure(images: tf.Tensor, *tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        params = {name: (tensors[2 * i], tensors[2 * i + 1]) for i, name in enumerate(LAYER_NAMES)}
+        logits = forward(images, params, groups="native", conv1_same=conv1_same)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
+
+    graph_def = structure.get_concrete_function().graph.as_graph_def()
+    inputs = [f"{spec.name}:0" for spec in specs]
+    renames = {"images:0": "images", "logits:0": "logits", "probabilities:0": "probabilities"}
+    model, _ = tf2onnx.convert.from_graph_def(
+        graph_def,
+        input_names=inputs,
+        output_names=["logits:0", "probabilities:0"],
+        opset=min(options.opset, TF2ONNX_MAX_OPSET),
+        inputs_as_nchw=["images:0"] if options.layout == "nchw" else None,
+        tensors_to_rename=renames,
+    )
+    if options.opset > TF2ONNX_MAX_OPSET:
+        model = onnx.version_converter.convert_version(model, options.opset)
+    return cast(onnx.ModelProto, model)
+
+
+class _Graph:
+    """A mutable view of an ONNX graph: nodes in order, initializers as numpy arrays."""
+
+    def __init__(self, model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> None:
+        graph = model.graph
+        self.nodes: list[onnx.NodeProto] = list(graph.node)
+        self.arrays = arrays
+        self.final: set[str] = set()  # node names already chosen by a pass, kept by _rename
+        for tensor in graph.initializer:
+            self.arrays[tensor.name] = numpy_helper.to_array(tensor)
+
+    def producer(self, tensor: str) -> onnx.NodeProto | None:
+        return next((node for node in self.nodes if tensor in node.output), None)
+
+    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
+        return [node for node in self.nodes if tensor in node.input]
+
+    def of_type(self, op_type: str) -> Iterator[onnx.NodeProto]:
+        return (node for node in list(self.nodes) if node.op_type == op_type)
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        for node in self.nodes:
+            node.input[:] = [new if name == old else name for name in node.input]
+            node.output[:] = [new if name == old else name for name in node.output]
+        if old in self.arrays:
+            self.arrays[new] = self.arrays.pop(old)
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+
+
+_FOLDERS: dict[str, Callable[[list[np.ndarray], dict[str, Any]], list[np.ndarray]]] = {
+    "Transpose": lambda xs, a: [np.ascontiguousarray(np.transpose(xs[0], a.get("perm")))],
+    "Identity": lambda xs, a: [xs[0]],
+    "Reshape": lambda xs, a: [xs[0].reshape(tuple(int(d) for d in xs[1]))],
+    "Squeeze": lambda xs, a: [np.squeeze(xs[0], tuple(int(d) for d in xs[1]) if len(xs) > 1 else None)],
+}
+
+
+def _fold_weight_ops(graph: _Graph) -> None:
+    """Evaluate every node whose inputs are all initializers and keep its outputs as initializers."""
+    for node in list(graph.nodes):
+        if node.input and all(name in graph.arrays for name in node.input):
+            if node.op_type not in _FOLDERS:
+                raise AssertionError(f"unexpected weight-only {node.op_type} node {node.name}")
+            outputs = _FOLDERS[node.op_type]([graph.arrays[name] for name in node.input], _attrs(node))
+            graph.nodes.remove(node)
+            for name, value in zip(node.output, outputs, strict=True):
+                graph.arrays[name] = value
+
+
+def _drop_flatten_transpose(graph: _Graph, fc6_kernel: str) -> None:
+    """Flatten pool5 in NCHW order and permute fc6's rows to match, instead of transposing to NHWC."""
+    (flatten,) = list(graph.of_type("Reshape"))
+    transpose = graph.producer(flatten.input[0])
+    if transpose is None or transpose.op_type != "Transpose" or list(_attrs(transpose)["perm"]) != [0, 2, 3, 1]:
+        raise AssertionError("expected an NCHW->NHWC Transpose before the pool5 flatten")
+    flatten.input[0] = transpose.input[0]
+    graph.nodes.remove(transpose)
+    graph.arrays[fc6_kernel] = fc6_rows_hwc_to_chw(graph.arrays[fc6_kernel])
+
+
+def _fuse_gemm(graph: _Graph) -> None:
+    """``MatMul(x, W)`` followed by ``Add(., b)`` becomes ``Gemm(x, W, b)``."""
+    for matmul in graph.of_type("MatMul"):
+        (add,) = graph.consumers(matmul.output[0])
+        bias = next(name for name in add.input if name != matmul.output[0])
+        if add.op_type != "Add" or bias not in graph.arrays:
+            raise AssertionError(f"expected a bias Add after {matmul.name}")
+        gemm = helper.make_node("Gemm", [matmul.input[0], matmul.input[1], bias], list(add.output), name=add.name)
+        graph.nodes[graph.nodes.index(matmul)] = gemm
+        graph.nodes.remove(add)
+
+
+def _apply_group_mode(graph: _Graph, mode: str) -> None:
+    """Rewrite ``group`` Convs for the ``split`` or ``dense`` mode; ``native`` keeps them."""
+    for conv in graph.of_type("Conv"):
+        attrs = _attrs(conv)
+        groups = int(attrs.get("group", 1))
+        if groups == 1 or mode == "native":
+            continue
+        kernel, bias = (graph.arrays[name] for name in conv.input[1:3])
+        if mode == "dense":
+            dense = groups_mod.to_dense(kernel.transpose(2, 3, 1, 0), groups)  # OIHW -> HWIO, then back
+            graph.arrays[conv.input[1]] = np.ascontiguousarray(dense.transpose(3, 2, 0, 1))
+            del conv.attribute[:]
+            conv.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items() if k != "group")
+            continue
+        _split_conv(graph, conv, attrs, groups, kernel, bias)
+
+
+def _split_conv(
+    graph: _Graph, conv: onnx.NodeProto, attrs: dict[str, Any], groups: int, kernel: np.ndarray, bias: np.ndarray
+) -> None:
+    """One grouped Conv as Split -> one Conv per group -> Concat, each group with its own initializers."""
+    name, x, y = conv.input[1].rsplit("/", 1)[0], conv.input[0], conv.output[0]
+    plain = {k: v for k, v in attrs.items() if k != "group"}
+    parts = [f"{name}/split/{g}" for g in range(groups)]
+    nodes = [helper.make_node("Split", [x, f"{name}/split_sizes"], parts, name=f"{name}/split", axis=1)]
+    graph.arrays[f"{name}/split_sizes"] = np.full(groups, kernel.shape[1], dtype=np.int64)
+    per_out = kernel.shape[0] // groups
+    for g, part in enumerate(parts):
+        graph.arrays[f"{name}/kernel/{g}"] = np.ascontiguousarray(kernel[g * per_out : (g + 1) * per_out])
+        graph.arrays[f"{name}/bias/{g}"] = np.ascontiguousarray(bias[g * per_out : (g + 1) * per_out])
+        nodes.append(
+            helper.make_node(
+                "Conv", [part, f"{name}/kernel/{g}", f"{name}/bias/{g}"], [f"{name}/{g}"], name=f"{name}/{g}", **plain
+            )
+        )
+    nodes.append(helper.make_node("Concat", [f"{name}/{g}" for g in range(groups)], [y], name=name, axis=1))
+    index = graph.nodes.index(conv)
+    graph.nodes[index : index + 1] = nodes
+    graph.final.update(node.name for node in nodes)
+    for tensor in conv.input[1:3]:
+        del graph.arrays[tensor]
+
+
+def _rename(graph: _Graph, outputs: tuple[str, ...]) -> None:
+    """Name nodes and tensors after the layers, in graph order; graph inputs and outputs keep theirs."""
+    layer = "images"
+    for node in graph.nodes:
+        if node.name in graph.final:
+            layer, name = node.name.split("/", 1)[0], node.name
+        elif node.op_type in ("Conv", "Gemm"):
+            layer = name = node.input[1].rsplit("/", 1)[0]
+        elif node.op_type == "Reshape":
+            layer, name = "fc6", "fc6/flatten"
+            graph.rename_tensor(node.input[1], "fc6/flatten/shape")
+        elif node.op_type == "Softmax":
+            name = "probabilities"
+        else:
+            name = f"{layer}/{node.op_type.lower()}"
+        node.name = name
+        for index, tensor in enumerate(list(node.output)):
+            if tensor not in outputs:
+                graph.rename_tensor(tensor, name if len(node.output) == 1 else f"{name}/{index}")
+
+
+def _finish(graph: _Graph, weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
+    """A fresh ModelProto of the rewritten graph without initializers: named batch axis, metadata."""
+    spatial: list[str | int] = [INPUT_SIZE, INPUT_SIZE]
+    shape = [BATCH_DIM, INPUT_CHANNELS, *spatial] if options.layout == "nchw" else [BATCH_DIM, *spatial, INPUT_CHANNELS]
+    outputs: list[str | int] = [BATCH_DIM, weights.num_classes]
+    new_graph = helper.make_graph(
+        graph.nodes,
+        "alexnet",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, outputs) for name in ("logits", "probabilities")],
+    )
+    opsets = [helper.make_opsetid("", options.opset)]
+    out = helper.make_model(
+        new_graph,
+        opset_imports=opsets,
+        producer_name="alexnet-export",
+        producer_version=__version__,
+        doc_string="BVLC AlexNet (Caffe) exported by alexnet-export; see metadata_props for provenance.",
+    )
+    out.ir_version = helper.find_min_ir_version_for(opsets)
+    helper.set_model_props(out, metadata(weights, options))
+    return out
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def _tensor_header(name: str, array: np.ndarray) -> onnx.TensorProto:
+    tensor = onnx.TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+    tensor.dims.extend(array.shape)
+    return tensor
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+# Protobuf tags (field number << 3 | wire type 2) of ModelProto.graph, GraphProto.initializer, TensorProto.raw_data
+_TAG_GRAPH, _TAG_INITIALIZER, _TAG_RAW_DATA = b"\x3a", b"\x2a", b"\x4a"
+
+
+def write_model(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray], path: Path) -> None:
+    """Write ``skeleton`` plus ``initializers`` as one ONNX file without building the whole proto in memory.
+
+    Protobuf merges repeated occurrences of a message field, so each initializer is appended as its own
+    ``graph { initializer { ... raw_data } }`` record after the skeleton, with ``raw_data`` written
+    straight from the array's buffer. The file parses exactly as if the initializers were in the
+    skeleton; no copy of the weights is made.
+    """
+    with path.open("wb") as file:
+        file.write(skeleton.SerializeToString())
+        for name, array in initializers.items():
+            data = memoryview(_little_endian(array)).cast("B")  # type: ignore[arg-type]
+            header = _tensor_header(name, array).SerializeToString()
+            tensor_len = len(header) + 1 + len(_varint(data.nbytes)) + data.nbytes
+            graph_len = 1 + len(_varint(tensor_len)) + tensor_len
+            file.write(_TAG_GRAPH + _varint(graph_len) + _TAG_INITIALIZER + _varint(tensor_len) + header)
+            file.write(_TAG_RAW_DATA + _varint(data.nbytes))
+            file.write(data)
+
+
+def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
+    """The provenance written to ``metadata_props``; :mod:`converters` reads the layout facts back."""
+    import tf2onnx
+
+    source = weights.source
+    return {
+        "alexnet_export.version": __version__,
+        "alexnet_export.source_sha256": source.sha256 if source else "",
+        "alexnet_export.source_format": source.format if source else "in-memory",
+        "alexnet_export.layout": options.layout,
+        "alexnet_export.groups": options.groups,
+        "alexnet_export.profile": options.profile,
+        "alexnet_export.num_classes": str(weights.num_classes),
+        "alexnet_export.preprocessing": PREPROCESSING,
+        "alexnet_export.weight_layout": (
+            "conv kernels OIHW (grouped: O x I/G x H x W); fc kernels (in, out) for Gemm; fc6 rows "
+            + ("(c, h, w)" if options.layout == "nchw" else "(h, w, c)")
+        ),
+        "alexnet_export.lrn": f"size={LRN.local_size} alpha={LRN.alpha} beta={LRN.beta} bias={LRN.k}",
+        "alexnet_export.converter": f"tf2onnx {tf2onnx.__version__}",
+    }
+
+
+def build(
+    weights: AlexNetWeights, options: OnnxOptions = OnnxOptions()
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The finished graph of ``weights`` without initializers, and its initializers in file order.
+
+    Raises:
+        InputError: an unknown option value.
+
+    """
+    options.check()
+    structure = convert_structure(weights, options)
+    arrays = {}
+    for name, layer in weights.layers.items():
+        arrays[f"{_placeholder(name + '/kernel')}:0"] = layer.kernel
+        arrays[f"{_placeholder(name + '/bias')}:0"] = layer.bias
+    graph = _Graph(structure, arrays)
+    for name in LAYER_NAMES:  # canonical initializer names from the start
+        graph.rename_tensor(f"{_placeholder(name + '/kernel')}:0", f"{name}/kernel")
+        graph.rename_tensor(f"{_placeholder(name + '/bias')}:0", f"{name}/bias")
+    _fold_weight_ops(graph)
+    for node in graph.nodes:  # folded kernels take the canonical names (now OIHW)
+        if node.op_type == "Conv":
+            layer = node.input[2].rsplit("/", 1)[0]
+            graph.rename_tensor(node.input[1], f"{layer}/kernel")
+    if options.layout == "nchw":
+        _drop_flatten_transpose(graph, "fc6/kernel")
+    _fuse_gemm(graph)
+    _apply_group_mode(graph, options.groups)
+    _rename(graph, ("logits", "probabilities"))
+    used = {name for node in graph.nodes for name in node.input}
+    return _finish(graph, weights, options), {name: a for name, a in graph.arrays.items() if name in used}
+
+
+def build_model(
+    weights: AlexNetWeights, options: OnnxOptions = OnnxOptions(), *, check: bool = True
+) -> onnx.ModelProto:
+    """The finished ONNX model of ``weights`` in memory, checked with ``onnx.checker`` (full check).
+
+    Raises:
+        InputError: an unknown option value.
+
+    """
+    model, initializers = build(weights, options)
+    for name, array in initializers.items():
+        tensor = model.graph.initializer.add()
+        tensor.CopyFrom(_tensor_header(name, array))
+        tensor.raw_data = _little_endian(array).tobytes()
+    if check:
+        onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def node_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Number of nodes per op type, most frequent first."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass(frozen=True)
+class OnnxSummary:
+    """What :func:`export_onnx` wrote.
+
+    Attributes:
+        path: the ONNX file.
+        ir_version: the model's IR version.
+        nodes: node count per op type.
+
+    """
+
+    path: Path
+    ir_version: int
+    nodes: dict[str, int]
+
+
+def export_onnx(
+    weights: AlexNetWeights,
+    out: str | os.PathLike[str],
+    *,
+    options: OnnxOptions = OnnxOptions(),
+    force: bool = False,
+    progress: Progress = QUIET,
+) -> OnnxSummary:
+    """Export ``weights`` to an ONNX file and its manifest, atomically.
+
+    The weights are streamed from their arrays into the file (see :func:`write_model`), never copied
+    into a protobuf, and the written file is checked with ``onnx.checker`` (full check).
+
+    Args:
+        weights: the canonical weight set.
+        out: the ``.onnx`` file to create; the manifest goes to ``OUT.alexnet-export.json``.
+        options: export options.
+        force: replace existing outputs.
+        progress: where to announce the steps.
+
+    Returns:
+        Where it was written, the IR version and node counts.
+
+    Raises:
+        OutputExistsError: an output exists and ``force`` is false.
+        InputError: an unknown option value.
+
+    """
+    out = Path(out)
+    options.check()
+    check_output(out, force=force)
+    check_output(sidecar_manifest_path(out), force=force)
+    with progress.step(f"converting the graph structure (tf2onnx, opset {options.opset})"):
+        skeleton, initializers = build(weights, options)
+    summary = OnnxSummary(out, skeleton.ir_version, node_counts(skeleton))
+    with progress.step(f"writing {out}"), atomic_output(sidecar_manifest_path(out), force=force) as tmp_manifest:
+        with atomic_output(out, force=force) as tmp:
+            write_model(skeleton, initializers, tmp)
+            onnx.checker.check_model(str(tmp), full_check=True)
+            content = manifest(
+                artifact=tmp, kind="onnx", weights=weights, options=asdict(options),
+                versions={"onnx": onnx.__version__, "numpy": np.__version__},
+            )
+        content["files"] = {out.name: content["files"].pop(tmp.name)}
+        content["nodes"] = summary.nodes
+        write_manifest(tmp_manifest, content)
+    return summary
