@@ -12,7 +12,9 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 CHILD = """
 import json, resource, time, os
@@ -45,10 +47,10 @@ def report(title: str, rows: dict[str, dict[str, float]], anchor: str) -> None:
     """Print each row with its ratio to the anchor row."""
     base = rows[anchor]
     print(f"\n{title}")
-    print(f"{'':34} {'median s':>10} {'peak RSS MiB':>13} {'time/anchor':>12} {'RSS/anchor':>11}")
+    print(f"{'':40} {'median s':>10} {'peak RSS MiB':>13} {'time/anchor':>12} {'RSS/anchor':>11}")
     for name, row in rows.items():
         print(
-            f"{name:34} {row['seconds']:10.3f} {row['peak_rss_mb']:13.0f} "
+            f"{name:40} {row['seconds']:10.3f} {row['peak_rss_mb']:13.0f} "
             f"{row['seconds'] / base['seconds']:12.2f} {row['peak_rss_mb'] / base['peak_rss_mb']:11.2f}"
         )
 
@@ -76,6 +78,24 @@ def measure_command(argv: list[str], *, runs: int) -> dict[str, float]:
         seconds.append(result["seconds"])
         peaks.append(result["peak_rss_mb"])
     return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}
+
+
+def interleaved(
+    commands: dict[str, list[Any]], *, runs: int, before: Callable[[], None] = lambda: None
+) -> dict[str, dict[str, float]]:
+    """Median seconds and peak RSS of each command, run in turn ``runs`` times so noise hits all alike.
+
+    ``before`` runs ahead of every command (e.g. to remove the previous output).
+    """
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            before()
+            rows[name].append(measure_command(argv, runs=1))
+    return {
+        name: {key: statistics.median(r[key] for r in results) for key in ("seconds", "peak_rss_mb")}
+        for name, results in rows.items()
+    }
 
 
 def parse_args(runs: int = 5) -> argparse.Namespace:

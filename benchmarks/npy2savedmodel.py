@@ -8,12 +8,11 @@ Usage: python benchmarks/npy2savedmodel.py [WEIGHTS.npy] [--runs N]
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from _measure import measure_command, parse_args, report, weights_file
+from _measure import interleaved, parse_args, report, weights_file
 
 HERE = Path(__file__).parent
 
@@ -28,15 +27,7 @@ def main() -> None:
             "direct build+save [anchor]": [sys.executable, HERE / "direct_savedmodel.py", weights, out],
             "alexnet-export npy2savedmodel": [cli, "npy2savedmodel", weights, out, "--quiet"],
         }
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
-        for _ in range(args.runs):  # interleaved, so machine noise hits both sides alike
-            for name, argv in commands.items():
-                shutil.rmtree(out, ignore_errors=True)
-                runs[name].append(measure_command(argv, runs=1))
-        final = {
-            name: {key: statistics.median(r[key] for r in rows) for key in ("seconds", "peak_rss_mb")}
-            for name, rows in runs.items()
-        }
+        final = interleaved(commands, runs=args.runs, before=lambda: shutil.rmtree(out, ignore_errors=True))
         print(f"full-size weights, {args.runs} interleaved runs each, medians")
         report("npy -> SavedModel (whole process)", final, "direct build+save [anchor]")
 
