@@ -224,6 +224,59 @@ def npy2onnx(
 
 @app.command()
 @handles_errors
+def npy2tflite(
+    weights: WeightsArg,
+    out: Annotated[Path, typer.Argument(help="The .tflite file to write (manifest beside it).")],
+    precision: Annotated[str, typer.Option(help="fp32, fp16, int8-dynamic or int8 (full integer).")] = "fp32",
+    calibration: Annotated[
+        Path | None, typer.Option(help="Folder of images to calibrate int8 (default: seeded synthetic images).")
+    ] = None,
+    groups: Annotated[str, typer.Option(help="Grouped layers: native, split or dense.")] = "native",
+    profile: Annotated[str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME).")] = "caffe",
+    check_images: Annotated[
+        int, typer.Option("--check-images", help="Synthetic images for the accuracy profile (0: skip it).")
+    ] = 8,
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert weights to TFLite, then print its accuracy against the float64 oracle (run with LiteRT).
+
+    Exits 1 when the accuracy misses the precision's declared tolerance (the file is still written).
+    """
+    from alexnet_export.artifacts import check_output, sidecar_manifest_path
+    from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
+    from alexnet_export.progress import Progress
+    from converters import read_weights
+
+    options = TFLiteOptions(
+        precision=precision, calibration=None if calibration is None else str(calibration), groups=groups,
+        profile=profile,
+    )
+    options.check()
+    check_output(out, force=force)
+    check_output(sidecar_manifest_path(out), force=force)
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast)
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
+    summary = export_tflite(loaded, out, options=options, force=force, progress=progress)
+    typer.echo(f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, groups={options.groups})")
+    if summary.calibration:
+        typer.echo(f"calibration: {summary.calibration}")
+    if check_images > 0:
+        from alexnet_export.verify import accuracy_profile
+
+        with progress.step(f"accuracy profile on {check_images} synthetic images"):
+            result = accuracy_profile(out, loaded, precision=options.precision, count=check_images, profile=profile)
+        typer.echo(result.line())
+        if result.failures:
+            raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
 def npy2h5(
     weights: WeightsArg,
     out: Annotated[Path, typer.Argument(help="The .h5 file to write.")],
@@ -257,6 +310,170 @@ def h52npy(
     loaded = read_h5(weights)
     write_npy(loaded, out, force=force)
     typer.echo(f"wrote {out} (bvlc .npy layout, {loaded.parameter_count:,} parameters)")
+
+
+@app.command()
+@handles_errors
+def extract(
+    artifact: Annotated[Path, typer.Argument(help="SavedModel folder, .onnx or fp32 .tflite written by this toolkit.")],
+    out: Annotated[Path, typer.Argument(help="OUT.npy (legacy bvlc layout) or OUT.h5 (self-describing HDF5).")],
+    force: ForceOpt = False,
+) -> None:
+    """Read the weights back out of an artifact into the canonical layout (bit-exact for fp32)."""
+    from converters import write_npy
+    from converters.atomic import check_output
+    from converters.errors import InputError
+    from converters.hdf5 import write_h5
+
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".h5", ".hdf5"):
+        raise InputError(f"{out}: expected an output ending in .npy or .h5, received {suffix or 'no suffix'}")
+    check_output(out, force=force)
+    import_tensorflow()
+    from alexnet_export.extract import extract as read_artifact
+
+    weights = read_artifact(artifact)
+    (write_npy if suffix == ".npy" else write_h5)(weights, out, force=force)
+    typer.echo(f"wrote {out} ({weights.parameter_count:,} parameters from {artifact})")
+
+
+DeviceOpt = Annotated[str, typer.Option(help="Rows to run: cpu, gpu or all.")]
+ImagesOpt = Annotated[Path | None, typer.Option(help="A folder of extra images (Caffe preprocessing).")]
+BatchOpt = Annotated[int, typer.Option(help="Seeded synthetic images to run.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic images.")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a markdown summary here (CI job summary).")]
+Tf32Opt = Annotated[bool, typer.Option("--tf32", help="Allow TF32 on GPUs (off by default for parity).")]
+RequireGpuOpt = Annotated[bool, typer.Option("--require-gpu", help="Fail when no GPU row can run.")]
+
+
+@app.command()
+@handles_errors
+def verify(
+    artifacts: Annotated[
+        list[Path], typer.Argument(help="Artifacts: SavedModel folders, .onnx, .tflite, or export folders.")
+    ],
+    weights: Annotated[Path, typer.Option(help="The source weights (.npy or .h5).")],
+    device: DeviceOpt = "all",
+    images: ImagesOpt = None,
+    batch: BatchOpt = 8,
+    seed: SeedOpt = 0,
+    max_rel: Annotated[
+        float | None, typer.Option(help="Override every precision's max_rel tolerance (relative to max |logit|).")
+    ] = None,
+    json_out: JsonOpt = None,
+    markdown: MarkdownOpt = None,
+    tf32: Tf32Opt = False,
+    require_gpu: RequireGpuOpt = False,
+    reference_kernels: Annotated[
+        bool, typer.Option("--tflite-reference-kernels", help="Also run TFLite with LiteRT's reference kernels.")
+    ] = False,
+) -> None:
+    """Run every artifact on every runtime and device against the float64 oracle; check weights bit-exactly.
+
+    Exit status: 0 all verified rows and weight checks pass; 1 any mismatch (all listed); 2 bad input.
+    """
+    from converters import read_weights
+
+    _check_verify_options(device=device, batch=batch, max_rel=max_rel)
+    paths = _expand_artifacts(artifacts)
+    loaded = read_weights(weights)
+    import_tensorflow()
+    from alexnet_export.verify import make_inputs
+    from alexnet_export.verify import verify as run_verify
+
+    inputs = make_inputs(count=batch, seed=seed, images_dir=images)
+    report = run_verify(
+        paths, loaded, inputs=inputs, device=device, tf32=tf32, require_gpu=require_gpu,
+        tolerance=None if max_rel is None else {"max_rel": max_rel}, reference_kernels=reference_kernels,
+    )
+    _write_reports(report, json_out, markdown)
+    raise typer.Exit(report.exit_code)
+
+
+def _check_verify_options(*, device: str, batch: int, max_rel: float | None) -> None:
+    from converters.errors import InputError
+    from converters.spec import check_choice
+
+    check_choice("--device", device, ("cpu", "gpu", "all"))
+    if batch < 0:
+        raise InputError(f"--batch: expected 0 or more images, received {batch}")
+    if max_rel is not None and not max_rel > 0:
+        raise InputError(f"--max-rel: expected a positive number, received {max_rel}")
+
+
+def _expand_artifacts(paths: list[Path]) -> list[Path]:
+    """Artifacts as given; an export folder stands for the artifacts listed in its manifest."""
+    from converters.errors import InputError
+
+    expanded: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such artifact")
+        listing = path / "alexnet-export.json"
+        if path.is_dir() and not (path / "saved_model.pb").exists() and listing.is_file():
+            content = json.loads(listing.read_text())
+            expanded.extend(path / name for name in content.get("artifacts", []))
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _write_reports(report: Any, json_out: Path | None, markdown: Path | None) -> None:
+    from alexnet_export.report import print_verify, verify_markdown
+
+    print_verify(report)
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if markdown is not None:
+        markdown.write_text(verify_markdown(report))
+
+
+@app.command()
+@handles_errors
+def export(
+    weights: WeightsArg,
+    out_dir: Annotated[Path, typer.Argument(help="Folder to create with every artifact, the manifest and the report.")],
+    formats: Annotated[str, typer.Option(help="Comma-separated: savedmodel, onnx, tflite.")] = "savedmodel,onnx,tflite",
+    precision: Annotated[
+        str, typer.Option(help="TFLite precisions, comma-separated: fp32, fp16, int8-dynamic, int8.")
+    ] = "fp32",
+    batch: BatchOpt = 8,
+    device: DeviceOpt = "all",
+    json_out: JsonOpt = None,
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Export every format, verify them all, and write one manifest and the report in OUT_DIR.
+
+    Exit status as for verify: 0 all verified and passing, 1 any mismatch, 2 bad input.
+    """
+    from alexnet_export.artifacts import check_output
+    from alexnet_export.progress import Progress
+    from converters import read_weights
+
+    plan = _export_plan(formats, precision)
+    _check_verify_options(device=device, batch=batch, max_rel=None)
+    check_output(out_dir, force=force)
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast)
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
+    from alexnet_export.export import export_all
+
+    report = export_all(loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress)
+    _write_reports(report, json_out, None)
+    typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")
+    raise typer.Exit(report.exit_code)
+
+
+def _export_plan(formats: str, precision: str) -> Any:
+    from alexnet_export.export import ExportPlan
+
+    plan = ExportPlan.parse(formats=formats, precisions=precision)
+    return plan
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -66,7 +66,8 @@ class Metrics:
 
     def to_json(self) -> dict[str, Any]:
         """The figures as JSON-ready values."""
-        return {**asdict(self), "shape": list(self.shape)}
+        figures = {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in asdict(self).items()}
+        return {**figures, "shape": list(self.shape)}
 
 
 def top_k(logits: np.ndarray, k: int) -> np.ndarray:

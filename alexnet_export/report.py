@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,3 +36,63 @@ def print_summary(summary: WeightsSummary, *, console: Console | None = None) ->
     console.print(f"sha256: {summary.sha256} ({verdict} {summary.published_sha256[:12]}...)")
     if summary.nonfinite:
         console.print(f"[red]{summary.nonfinite} NaN/Inf values: these weights cannot be exported[/]")
+
+
+def _cells(row: Any) -> list[str]:
+    m = row.metrics
+    figures = ["-"] * 6
+    if m is not None and m.nonfinite == 0 and m.max_abs == m.max_abs:
+        figures = [f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", f"{m.mean_abs:.3g}", f"{m.cosine:.6f}"]
+        figures += [f"{m.top1:.2f}", f"{m.top5:.2f}"]
+    note = "; ".join(row.failures) or row.reason
+    return [row.status, row.artifact, row.precision, row.runtime, row.device, *figures, note]
+
+
+VERIFY_COLUMNS = (
+    "status", "artifact", "precision", "runtime", "device", "max abs", "max rel (min tol)", "mean abs", "cosine",
+    "top-1", "top-5", "note",
+)
+
+
+def print_verify(report: Any, *, console: Console | None = None) -> None:
+    """Print the parity matrix, the weight checks and the verdict."""
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
+    table = Table(title=f"logits vs float64 oracle, {report.inputs.images.shape[0]} images")
+    for column in VERIFY_COLUMNS:
+        table.add_column(column, overflow="fold")
+    styles = {"passed": "green", "failed": "bold red", "not verified": "yellow"}
+    for row in report.rows:
+        table.add_row(*_cells(row), style=styles[row.status])
+    console.print(table)
+    for check in report.weights:
+        detail = f": {', '.join(check.mismatches)}" if check.mismatches else ""
+        console.print(f"weights {check.status}: {check.artifact}{detail}", highlight=False)
+    for problem in report.problems:
+        console.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+    verified = sum(row.status != "not verified" for row in report.rows)
+    verdict = "PASSED" if report.exit_code == 0 else "FAILED"
+    console.print(
+        f"{verdict}: {verified} of {len(report.rows)} rows ran, {len(report.problems)} problems, "
+        f"{len(report.rows) - verified} not verified",
+        highlight=False,
+    )
+
+
+def verify_markdown(report: Any) -> str:
+    """The report as GitHub-flavoured markdown for a CI job summary."""
+    verdict = "✅ passed" if report.exit_code == 0 else "❌ failed"
+    lines = [
+        f"## alexnet-export verify: {verdict}",
+        "",
+        f"Source sha256 `{report.source.get('sha256', '')}`; inputs: {report.inputs.images.shape[0]} images "
+        f"(sha256 `{report.inputs.sha256[:16]}…`).",
+        "",
+        "| " + " | ".join(VERIFY_COLUMNS) + " |",
+        "|" + "---|" * len(VERIFY_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |" for row in report.rows]
+    lines += ["", "| weights | artifact | mismatches |", "|---|---|---|"]
+    lines += [f"| {c.status} | {c.artifact} | {', '.join(c.mismatches)} |" for c in report.weights]
+    if report.problems:
+        lines += ["", "### Problems", "", *[f"- {problem}" for problem in report.problems]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,119 @@
+"""``export``: every format from one weight set, then ``verify``, into one folder with one manifest.
+
+Layout of OUT_DIR (written to a temporary sibling and renamed into place only when complete):
+
+    savedmodel/                    SavedModel (+ its own manifest)
+    alexnet.onnx                   ONNX, opset 17, NHWC (+ alexnet.onnx.alexnet-export.json)
+    alexnet_<precision>.tflite     one per TFLite precision (+ manifest)
+    report.json, report.md         the verify report (JSON per verify_schema.json; markdown for CI)
+    alexnet-export.json            the folder's manifest: artifacts, sha256 of every file, verdict
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alexnet_export.artifacts import MANIFEST_NAME, atomic_output, check_output, manifest, write_manifest
+from alexnet_export.parity import PRECISIONS
+from alexnet_export.progress import QUIET, Progress
+from converters.errors import InputError
+from converters.weights import AlexNetWeights
+
+if TYPE_CHECKING:  # the exporters import TensorFlow; the CLI parses the plan before that
+    from alexnet_export.verify import Report
+
+FORMATS: tuple[str, ...] = ("savedmodel", "onnx", "tflite")
+
+
+def _subset(option: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in allowed]
+    if not chosen or unknown:
+        raise InputError(f"{option}: expected a comma-separated subset of {', '.join(allowed)}, received {value!r}")
+    return tuple(dict.fromkeys(chosen))
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Which formats and TFLite precisions ``export`` writes."""
+
+    formats: tuple[str, ...] = FORMATS
+    precisions: tuple[str, ...] = ("fp32",)
+
+    @classmethod
+    def parse(cls, *, formats: str, precisions: str) -> ExportPlan:
+        """A plan from the comma-separated CLI values.
+
+        Raises:
+            InputError: an unknown format or precision, or an empty list.
+
+        """
+        return cls(_subset("--formats", formats, FORMATS), _subset("--precision", precisions, PRECISIONS))
+
+
+def _relabel(report: Report, old: str, new: str) -> Report:
+    rows = tuple(replace(row, artifact=row.artifact.replace(old, new, 1)) for row in report.rows)
+    checks = tuple(replace(check, artifact=check.artifact.replace(old, new, 1)) for check in report.weights)
+    artifacts = {key.replace(old, new, 1): value for key, value in report.artifacts.items()}
+    return replace(report, rows=rows, weights=checks, artifacts=artifacts)
+
+
+def export_all(
+    weights: AlexNetWeights,
+    out_dir: Path,
+    *,
+    plan: ExportPlan = ExportPlan(),
+    batch: int = 8,
+    device: str = "all",
+    force: bool = False,
+    progress: Progress = QUIET,
+) -> Report:
+    """Write every artifact of ``plan``, verify them, and write the report and manifest into ``out_dir``.
+
+    Returns:
+        The verify report, with artifact paths under ``out_dir``.
+
+    """
+    from alexnet_export.exporters.onnx import export_onnx
+    from alexnet_export.exporters.savedmodel import export_savedmodel
+    from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
+    from alexnet_export.report import verify_markdown
+    from alexnet_export.verify import make_inputs, verify
+
+    check_output(out_dir, force=force)
+    with atomic_output(out_dir, force=force) as tmp:
+        tmp.mkdir()
+        names: list[str] = []
+        if "savedmodel" in plan.formats:
+            export_savedmodel(weights, tmp / "savedmodel", progress=progress)
+            names.append("savedmodel")
+        if "onnx" in plan.formats:
+            export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
+            names.append("alexnet.onnx")
+        if "tflite" in plan.formats:
+            for precision in plan.precisions:
+                name = f"alexnet_{precision}.tflite"
+                export_tflite(weights, tmp / name, options=TFLiteOptions(precision=precision), progress=progress)
+                names.append(name)
+        with progress.step(f"verifying {len(names)} artifacts"):
+            report = verify([tmp / name for name in names], weights, inputs=make_inputs(count=batch), device=device)
+        report = _relabel(report, str(tmp), str(out_dir))
+        (tmp / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        (tmp / "report.md").write_text(verify_markdown(report))
+        content = manifest(
+            artifact=tmp,
+            kind="export",
+            weights=weights,
+            options={
+                "formats": list(plan.formats),
+                "precisions": list(plan.precisions),
+                "batch": batch,
+                "device": device,
+            },
+            versions={},
+        )
+        write_manifest(tmp / MANIFEST_NAME, {**content, "artifacts": names, "passed": report.exit_code == 0})
+    return report

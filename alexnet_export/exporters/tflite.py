@@ -1,0 +1,223 @@
+"""TFLite export of the canonical graph in four precisions, run with the LiteRT interpreter.
+
+The converter gets the canonical module's ``serve`` concrete function, so the signature is
+``serving_default`` with input ``images`` (float32 NHWC, dynamic batch) and outputs ``logits`` and
+``probabilities`` in every precision:
+
+- ``fp32``: no optimisation; the weights as they are.
+- ``fp16``: weights stored as float16 (``Optimize.DEFAULT`` + ``supported_types=[float16]``).
+- ``int8-dynamic``: int8 weights, activations quantised on the fly (``Optimize.DEFAULT``).
+- ``int8``: full-integer quantisation calibrated on a representative dataset: images from a folder,
+  preprocessed the Caffe way (:mod:`alexnet_export.preprocess`), or seeded synthetic images when no
+  folder is given. The interface stays float32 (quantise/dequantise at the edges) so the contract
+  holds; TFLite has no int8 LRN kernel, so the two LRN ops stay float (``TFLITE_BUILTINS`` fallback).
+
+TFLite files have no metadata field the LiteRT interpreter reads, so provenance goes in the manifest
+beside the file (``OUT.tflite.alexnet-export.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alexnet_export.artifacts import atomic_output, check_output, manifest, sidecar_manifest_path, write_manifest
+from alexnet_export.parity import PRECISIONS
+from alexnet_export.preprocess import image_files, preprocess_batch, synthetic_images
+from alexnet_export.progress import QUIET, Progress
+from converters.errors import InputError
+from converters.spec import GROUP_MODES, PROFILES, check_choice
+from converters.weights import AlexNetWeights
+
+SIGNATURE_KEY = "serving_default"
+SYNTHETIC_CALIBRATION = 16  # images when no folder is given
+CALIBRATION_SEED = 1234
+
+
+@dataclass(frozen=True)
+class TFLiteOptions:
+    """Options of a TFLite export.
+
+    Attributes:
+        precision: ``fp32``, ``fp16``, ``int8-dynamic`` or ``int8``.
+        calibration: folder of images for ``int8`` (default: seeded synthetic images).
+        groups: grouped-layer mode (``native``, ``split`` or ``dense``).
+        profile: ``caffe`` or ``guerzhoy``.
+
+    """
+
+    precision: str = "fp32"
+    calibration: str | None = None
+    groups: str = "native"
+    profile: str = "caffe"
+
+    def check(self) -> None:
+        """Refuse unknown values and a calibration folder without ``int8``, naming the option.
+
+        Raises:
+            InputError: a bad option value.
+
+        """
+        check_choice("--precision", self.precision, PRECISIONS)
+        check_choice("--groups", self.groups, GROUP_MODES)
+        check_choice("--profile", self.profile, tuple(PROFILES))
+        if self.calibration is not None and self.precision != "int8":
+            raise InputError(f"--calibration: only used with --precision int8, received --precision {self.precision}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The representative dataset of an ``int8`` export.
+
+    Attributes:
+        images: preprocessed float32 NHWC images.
+        description: where they came from, for the summary and the manifest.
+        sha256: digest of the image array, so the manifest pins the exact inputs.
+
+    """
+
+    images: np.ndarray
+    description: str
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the float32 image bytes."""
+        return hashlib.sha256(np.ascontiguousarray(self.images).tobytes()).hexdigest()
+
+
+def load_calibration(folder: str | None) -> Calibration:
+    """Preprocessed calibration images from ``folder``, or seeded synthetic ones.
+
+    Raises:
+        InputError: the folder is missing or empty, or an image cannot be decoded.
+
+    """
+    if folder is None:
+        images = synthetic_images(SYNTHETIC_CALIBRATION, seed=CALIBRATION_SEED)
+        return Calibration(
+            images,
+            f"{SYNTHETIC_CALIBRATION} seeded synthetic images (seed {CALIBRATION_SEED}; no --calibration folder)",
+        )
+    files = image_files(folder)
+    return Calibration(preprocess_batch(files), f"{len(files)} images from {folder}, Caffe preprocessing")
+
+
+def _representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
+    for index in range(len(images)):
+        yield [images[index : index + 1]]
+
+
+def convert(weights: AlexNetWeights, options: TFLiteOptions, calibration: Calibration | None = None) -> bytes:
+    """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
+
+    Args:
+        weights: the canonical weight set.
+        options: export options.
+        calibration: representative images for ``int8`` (loaded from ``options`` when omitted).
+
+    """
+    import tensorflow as tf
+
+    from alexnet_export.graph import AlexNet
+
+    options.check()
+    module = AlexNet(weights, groups=options.groups, profile=options.profile)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    if options.precision != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if options.precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if options.precision == "int8":
+        images = (calibration or load_calibration(options.calibration)).images
+        converter.representative_dataset = lambda: _representative(images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    from alexnet_export.runtimes import stderr_silenced
+
+    with stderr_silenced(), _stdout_silenced():  # the MLIR converter logs to both fds
+        return bytes(converter.convert())
+
+
+@contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+@dataclass(frozen=True)
+class TFLiteSummary:
+    """What :func:`export_tflite` wrote.
+
+    Attributes:
+        path: the ``.tflite`` file.
+        size: its size in bytes.
+        calibration: where the int8 calibration images came from (``None`` for other precisions).
+
+    """
+
+    path: Path
+    size: int
+    calibration: str | None
+
+
+def export_tflite(
+    weights: AlexNetWeights,
+    out: str | os.PathLike[str],
+    *,
+    options: TFLiteOptions = TFLiteOptions(),
+    force: bool = False,
+    progress: Progress = QUIET,
+) -> TFLiteSummary:
+    """Export ``weights`` to a ``.tflite`` file and its manifest, atomically.
+
+    Calibration images are read and checked before TensorFlow does any work.
+
+    Raises:
+        OutputExistsError: an output exists and ``force`` is false.
+        InputError: a bad option, or an empty or unreadable calibration folder.
+
+    """
+    out = Path(out)
+    options.check()
+    check_output(out, force=force)
+    check_output(sidecar_manifest_path(out), force=force)
+    calibration = load_calibration(options.calibration) if options.precision == "int8" else None
+    with progress.step(f"converting to TFLite ({options.precision})"):
+        flatbuffer = convert(weights, options, calibration)
+    extra: dict[str, Any] = {}
+    if calibration is not None:
+        extra = {"calibration": {"description": calibration.description, "sha256": calibration.sha256}}
+    with progress.step(f"writing {out}"), atomic_output(sidecar_manifest_path(out), force=force) as tmp_manifest:
+        with atomic_output(out, force=force) as tmp:
+            tmp.write_bytes(flatbuffer)
+            content = manifest(
+                artifact=tmp,
+                kind="tflite",
+                weights=weights,
+                options=asdict(options),
+                versions=_versions(),
+            )
+        content["files"] = {out.name: content["files"].pop(tmp.name)}
+        write_manifest(tmp_manifest, {**content, **extra})
+    return TFLiteSummary(out, len(flatbuffer), calibration.description if calibration else None)
+
+
+def _versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "numpy": np.__version__}

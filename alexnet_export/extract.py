@@ -1,0 +1,150 @@
+"""Read the weights back out of an fp32 artifact into the canonical layout.
+
+Each format's known layout transforms are undone with the named functions of
+:mod:`converters.layouts` and :mod:`converters.groups`, so the result can be compared bit-exactly with
+the source weights (``verify``'s weight parity) or written as ``.npy``/``.h5`` (``extract``):
+
+- SavedModel: the checkpoint under ``variables/`` (keys ``conv1/kernel/.ATTRIBUTES/VARIABLE_VALUE``);
+  dense-mode kernels are turned back into grouped ones.
+- ONNX: initializers ``conv1/kernel`` (OIHW) ... ``fc8/bias``; split-mode groups are merged, dense
+  kernels un-densified and NCHW fc6 rows put back in ``(h, w, c)`` order, as ``metadata_props`` say.
+- TFLite (fp32 only): constant tensors ``conv1/Conv2D`` (OHWI), ``fc6/MatMul`` ((out, in)) and the
+  1-d bias tensors of each layer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters import groups as groups_mod
+from converters.errors import InputError, WeightsError
+from converters.layouts import fc6_rows_chw_to_hwc, oihw_to_hwio
+from converters.spec import CONV_BY_NAME, LAYER_NAMES
+from converters.weights import AlexNetWeights, Source, build_weights, file_sha256, groups_of
+
+
+def _grouped(arrays: dict[str, list[np.ndarray]], name: str, kernel: np.ndarray) -> np.ndarray:
+    """A conv kernel in grouped layout: dense block-diagonal ones (C_in = previous width) are split back."""
+    index = LAYER_NAMES.index(name)
+    previous = 3 if index == 0 else int(arrays[LAYER_NAMES[index - 1]][1].shape[0])
+    if groups_of(name) > 1 and kernel.shape[2] == previous:
+        return groups_mod.from_dense(kernel, groups_of(name), name=name)
+    return kernel
+
+
+def _finish(arrays: dict[str, list[np.ndarray]], path: Path, fmt: str) -> AlexNetWeights:
+    source = Source(str(path), file_sha256(path) if path.is_file() else "", fmt)
+    pairs = {name: (kernel, bias) for name, (kernel, bias) in arrays.items()}
+    return build_weights(pairs, where=str(path), source=source)
+
+
+def from_savedmodel(path: Path) -> AlexNetWeights:
+    """The variables of a SavedModel written by ``npy2savedmodel``."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    arrays: dict[str, list[np.ndarray]] = {}
+    for name in LAYER_NAMES:
+        try:
+            kernel, bias = (
+                reader.get_tensor(f"{name}/{part}/.ATTRIBUTES/VARIABLE_VALUE") for part in ("kernel", "bias")
+            )
+        except Exception:
+            raise WeightsError(f"{path}: expected variable {name}/kernel and {name}/bias, received none") from None
+        arrays[name] = [_grouped(arrays, name, kernel) if name in CONV_BY_NAME else kernel, bias]
+    return _finish(arrays, path, "savedmodel")
+
+
+def from_onnx(path: Path) -> AlexNetWeights:
+    """The initializers of an ONNX file written by ``npy2onnx``, in canonical layout."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    arrays: dict[str, list[np.ndarray]] = {}
+    for name in LAYER_NAMES:
+        if f"{name}/kernel" in stored:
+            kernel, bias = stored[f"{name}/kernel"], stored[f"{name}/bias"]
+        elif f"{name}/kernel/0" in stored:  # split mode: one initializer per group, group 0 first
+            count = sum(1 for key in stored if re.fullmatch(rf"{name}/kernel/\d+", key))
+            kernel = np.concatenate([stored[f"{name}/kernel/{g}"] for g in range(count)], axis=0)
+            bias = np.concatenate([stored[f"{name}/bias/{g}"] for g in range(count)])
+        else:
+            raise WeightsError(f"{path}: expected initializer {name}/kernel, received none")
+        if name in CONV_BY_NAME:
+            kernel = oihw_to_hwio(kernel)
+            if props.get("alexnet_export.groups") == "dense" and groups_of(name) > 1:
+                kernel = groups_mod.from_dense(kernel, groups_of(name), name=name)
+        elif name == "fc6" and props.get("alexnet_export.layout") == "nchw":
+            kernel = fc6_rows_chw_to_hwc(kernel)
+        arrays[name] = [kernel, bias]
+    return _finish(arrays, path, "onnx")
+
+
+def from_tflite(path: Path) -> AlexNetWeights:
+    """The constant tensors of an fp32 ``.tflite`` written by ``npy2tflite``, in canonical layout.
+
+    Raises:
+        WeightsError: a layer's tensors are missing or not float32 (a quantised file).
+
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from alexnet_export.runtimes import stderr_silenced
+
+    with stderr_silenced():
+        interpreter = Interpreter(model_path=str(path))
+    details = [d for d in interpreter.get_tensor_details() if _is_constant(interpreter, d["index"])]
+    arrays: dict[str, list[np.ndarray]] = {}
+    for name in LAYER_NAMES:
+        op = "Conv2D" if name in CONV_BY_NAME else "MatMul"
+        kernels = sorted(
+            (d for d in details if re.fullmatch(rf"{name}/{op}(_\d+)?", d["name"])), key=lambda d: str(d["name"])
+        )
+        biases = [d for d in details if d["name"].startswith(f"{name}/") and len(d["shape"]) == 1]
+        if not kernels or len(biases) != 1:
+            raise WeightsError(f"{path}: expected constant tensors {name}/{op} and a {name} bias, received none")
+        if any(d["dtype"] != np.float32 for d in [*kernels, *biases]):
+            raise WeightsError(f"{path}: {name}: expected float32 weights (an fp32 export), received a quantised file")
+        parts = [interpreter.get_tensor(d["index"]) for d in kernels]
+        if name in CONV_BY_NAME:
+            kernel = _grouped(arrays, name, np.concatenate([p.transpose(1, 2, 3, 0) for p in parts], axis=3))
+        else:
+            kernel = parts[0].T  # (out, in) -> (in, out)
+        arrays[name] = [np.ascontiguousarray(kernel), interpreter.get_tensor(biases[0]["index"])]
+    return _finish(arrays, path, "tflite")
+
+
+def _is_constant(interpreter: Any, index: int) -> bool:
+    try:
+        interpreter.get_tensor(index)  # activations have no data before allocate_tensors()
+    except ValueError:
+        return False
+    return True
+
+
+def extract(path: str | os.PathLike[str]) -> AlexNetWeights:
+    """The canonical weights stored in the artifact at ``path``.
+
+    Raises:
+        InputError: not an artifact this toolkit writes, or its weights are missing or quantised.
+
+    """
+    from alexnet_export.runtimes import detect_format
+
+    target = Path(path)
+    fmt = detect_format(target)
+    readers = {"savedmodel": from_savedmodel, "onnx": from_onnx, "tflite": from_tflite}
+    try:
+        return readers[fmt](target)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{target}: cannot read weights from this {fmt} artifact ({exc})") from None

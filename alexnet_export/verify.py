@@ -1,0 +1,386 @@
+"""The parity matrix: every artifact on every runtime and device against the float64 oracle.
+
+Each (artifact, runtime, device) row runs the same preprocessed images and is compared with the
+oracle of :mod:`alexnet_export.reference` using :mod:`alexnet_export.parity`'s figures and the
+tolerance row of the artifact's precision. Rows that could not run are *not verified*, never passed.
+Weight parity reads the weights back out of every fp32 artifact (:mod:`alexnet_export.extract`) and
+compares them bit for bit with the source. Every failure is collected; the exit status is 1 when any
+row or weight check fails (or when ``require_gpu`` finds no GPU row that ran), else 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alexnet_export import __version__
+from alexnet_export.artifacts import MANIFEST_NAME, sidecar_manifest_path, tree_sha256
+from alexnet_export.parity import PRECISIONS, TOLERANCES, Metrics, Tolerance, compare, failures
+from alexnet_export.preprocess import image_files, preprocess_batch, synthetic_images
+from alexnet_export.reference import forward
+from converters.errors import InputError
+from converters.weights import AlexNetWeights
+
+SCHEMA_VERSION = 1
+FIXTURE_IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+SCHEMA_PATH = Path(__file__).with_name("verify_schema.json")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The images every row runs, and where they came from."""
+
+    images: np.ndarray
+    sources: tuple[str, ...]
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the float32 NHWC batch."""
+        return hashlib.sha256(np.ascontiguousarray(self.images, dtype=np.float32).tobytes()).hexdigest()
+
+
+def make_inputs(*, count: int = 8, seed: int = 0, images_dir: Path | None = None, fixtures: bool = True) -> Inputs:
+    """Seeded synthetic images, the sample images in ``fixtures/images`` and those in ``images_dir``.
+
+    Raises:
+        InputError: ``images_dir`` is missing, empty or holds an unreadable image.
+
+    """
+    parts, sources = [], []
+    if count:
+        parts.append(synthetic_images(count, seed=seed))
+        sources.append(f"{count} seeded synthetic images (seed {seed})")
+    for folder, label in ((FIXTURE_IMAGES if fixtures else None, "fixtures"), (images_dir, "--images")):
+        if folder is None or (label == "fixtures" and not folder.is_dir()):
+            continue
+        files = image_files(folder)
+        parts.append(preprocess_batch(files))
+        sources.extend(f"{label}: {path.name}" for path in files)
+    if not parts:
+        raise InputError("--batch: expected at least one image, received 0 synthetic images and no folder")
+    return Inputs(np.concatenate(parts).astype(np.float32, copy=False), tuple(sources))
+
+
+def artifact_manifest(path: Path) -> dict[str, Any]:
+    """The manifest written beside (or inside) an artifact, or ``{}`` when there is none."""
+    candidate = path / MANIFEST_NAME if path.is_dir() else sidecar_manifest_path(path)
+    if not candidate.is_file():
+        return {}
+    try:
+        loaded = json.loads(candidate.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One (artifact, runtime, device) row of the matrix."""
+
+    artifact: str
+    format: str
+    precision: str
+    runtime: str
+    device: str
+    status: str  # "passed", "failed" or "not verified"
+    metrics: Metrics | None = None
+    tolerance: Tolerance | None = None
+    failures: tuple[str, ...] = ()
+    reason: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON-ready values."""
+        return {
+            "artifact": self.artifact,
+            "format": self.format,
+            "precision": self.precision,
+            "runtime": self.runtime,
+            "device": self.device,
+            "status": self.status,
+            "failures": list(self.failures),
+            "reason": self.reason,
+            "metrics": self.metrics.to_json() if self.metrics else None,
+            "tolerance": vars(self.tolerance) if self.tolerance else None,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class WeightCheck:
+    """Weight parity of one artifact: ``bit-exact``, ``mismatch`` or ``not applicable`` (quantised)."""
+
+    artifact: str
+    status: str
+    mismatches: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The check as JSON-ready values."""
+        return {"artifact": self.artifact, "status": self.status, "mismatches": list(self.mismatches)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``verify`` found."""
+
+    rows: tuple[RowResult, ...]
+    weights: tuple[WeightCheck, ...]
+    inputs: Inputs
+    artifacts: dict[str, dict[str, Any]]
+    environment: dict[str, Any]
+    source: dict[str, str]
+    require_gpu: bool = False
+
+    @property
+    def problems(self) -> list[str]:
+        """Every failure, one line each; empty when everything verified passes."""
+        found = [
+            f"{r.artifact} [{r.runtime}, {r.device}]: {'; '.join(r.failures)}"
+            for r in self.rows
+            if r.status == "failed"
+        ]
+        found += [
+            f"{w.artifact}: weights differ from the source: {', '.join(w.mismatches)}"
+            for w in self.weights
+            if w.status == "mismatch"
+        ]
+        if self.require_gpu and not any(r.device.startswith("gpu") and r.status != "not verified" for r in self.rows):
+            found.append("--require-gpu: no GPU row could run on this machine")
+        return found
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every verified row and weight check passed, else 1."""
+        return 1 if self.problems else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The report per ``verify_schema.json``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "toolkit": {"name": "alexnet-export", "version": __version__},
+            "passed": self.exit_code == 0,
+            "problems": self.problems,
+            "environment": self.environment,
+            "source": self.source,
+            "inputs": {
+                "count": int(self.inputs.images.shape[0]),
+                "sha256": self.inputs.sha256,
+                "sources": list(self.inputs.sources),
+            },
+            "artifacts": self.artifacts,
+            "rows": [row.to_json() for row in self.rows],
+            "weights": [check.to_json() for check in self.weights],
+        }
+
+
+def artifact_precision(path: Path, fmt: str) -> str:
+    """The precision recorded in the artifact's manifest; fp32 for SavedModel and ONNX."""
+    if fmt != "tflite":
+        return "fp32"
+    precision = artifact_manifest(path).get("options", {}).get("precision")
+    if precision not in PRECISIONS:
+        raise InputError(
+            f"{path}: expected a manifest naming the precision beside it ({sidecar_manifest_path(path).name}), "
+            "received none"
+        )
+    return str(precision)
+
+
+def _row(
+    artifact: str, precision: str, runner: Any, images: np.ndarray, expected: np.ndarray, tolerance: Tolerance
+) -> RowResult:
+    from alexnet_export.runtimes import Unavailable
+
+    if isinstance(runner, Unavailable):
+        return RowResult(
+            artifact, runner.format, precision, runner.runtime, runner.device, "not verified", reason=runner.reason
+        )
+    try:
+        actual = runner.run(images)
+    except Exception as exc:
+        return RowResult(
+            artifact,
+            runner.format,
+            precision,
+            runner.runtime,
+            runner.device,
+            "failed",
+            failures=(f"run failed: {exc}",),
+            details=runner.details,
+        )
+    metrics = compare(actual, expected)
+    missed = tuple(failures(metrics, tolerance, expected.shape))
+    return RowResult(
+        artifact,
+        runner.format,
+        precision,
+        runner.runtime,
+        runner.device,
+        "failed" if missed else "passed",
+        metrics,
+        tolerance,
+        missed,
+        details=runner.details,
+    )
+
+
+def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) -> WeightCheck:
+    """Bit-exact comparison of the weights stored in an fp32 artifact with the source."""
+    from alexnet_export.extract import extract
+
+    if precision != "fp32":
+        return WeightCheck(str(path), "not applicable")
+    try:
+        stored = extract(path)
+    except InputError as exc:
+        return WeightCheck(str(path), "mismatch", (str(exc),))
+    mismatches = []
+    for name, layer in weights.layers.items():
+        other = stored.layers.get(name)
+        for part, mine in (("kernel", layer.kernel), ("bias", layer.bias)):
+            theirs = None if other is None else getattr(other, part)
+            if theirs is None or theirs.shape != mine.shape:
+                mismatches.append(f"{name}/{part} shape {None if theirs is None else theirs.shape} != {mine.shape}")
+            elif not np.array_equal(theirs, mine):
+                count = int(np.count_nonzero(theirs != mine))
+                mismatches.append(
+                    f"{name}/{part} ({count} values differ, max {float(np.abs(theirs - mine).max()):.3g})"
+                )
+    return WeightCheck(str(path), "mismatch" if mismatches else "bit-exact", tuple(mismatches))
+
+
+def environment(tf32: bool) -> dict[str, Any]:
+    """Versions and devices for the report."""
+    import importlib.metadata as md
+
+    versions: dict[str, str | None] = {}
+    for package in ("tensorflow", "onnx", "onnxruntime", "ai-edge-litert", "tf2onnx", "numpy"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "tf_gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "onnxruntime_providers": ort.get_available_providers(),
+        "tf32": tf32,
+        "litert_delegates": ["XNNPACK", "reference kernels"],
+    }
+
+
+def verify(
+    paths: list[Path],
+    weights: AlexNetWeights,
+    *,
+    inputs: Inputs,
+    device: str = "all",
+    tf32: bool = False,
+    require_gpu: bool = False,
+    tolerance: dict[str, float] | None = None,
+    include_graph: bool = True,
+    reference_kernels: bool = False,
+) -> Report:
+    """Run the parity matrix and the weight checks.
+
+    Args:
+        paths: artifacts (SavedModel folders, ``.onnx``, ``.tflite``).
+        weights: the source weights; the oracle and the weight checks use them.
+        inputs: the images.
+        device: ``cpu``, ``gpu`` or ``all``.
+        tf32: allow TF32 on GPUs.
+        require_gpu: count "no GPU row ran" as a failure.
+        tolerance: overrides of the tolerance fields (e.g. ``{"max_rel": 1e-4}``), for every precision.
+        include_graph: add the canonical TF graph rows as the first rows.
+        reference_kernels: add LiteRT reference-kernel rows for TFLite files.
+
+    """
+    from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows, on_device
+
+    formats = {path: detect_format(path) for path in paths}
+    profiles = {path: artifact_manifest(path).get("options", {}).get("profile", "caffe") for path in paths}
+    precisions = {path: artifact_precision(path, fmt) for path, fmt in formats.items()}
+    oracles = {p: forward(weights, inputs.images, profile=p) for p in sorted(set(profiles.values()) | {"caffe"})}
+    rows: list[RowResult] = []
+
+    def tolerance_for(precision: str) -> Tolerance:
+        return replace(TOLERANCES[precision], **(tolerance or {}))
+
+    if include_graph:
+        for runner in on_device(graph_rows(weights, tf32=tf32), device):
+            rows.append(
+                _row(
+                    "weights (canonical graph)", "fp32", runner, inputs.images, oracles["caffe"], tolerance_for("fp32")
+                )
+            )
+    for path in paths:
+        for runner in on_device(artifact_rows(path, tf32=tf32, reference_kernels=reference_kernels), device):
+            rows.append(
+                _row(
+                    str(path),
+                    precisions[path],
+                    runner,
+                    inputs.images,
+                    oracles[profiles[path]],
+                    tolerance_for(precisions[path]),
+                )
+            )
+    checks = tuple(weight_check(path, formats[path], precisions[path], weights) for path in paths)
+    source = weights.source
+    return Report(
+        rows=tuple(rows),
+        weights=checks,
+        inputs=inputs,
+        artifacts={str(p): {"format": formats[p], "precision": precisions[p], "files": tree_sha256(p)} for p in paths},
+        environment=environment(tf32),
+        source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
+        require_gpu=require_gpu,
+    )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One artifact's accuracy on one runtime, for ``npy2tflite``'s summary."""
+
+    row: RowResult
+    size: int
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """What missed the tolerance."""
+        return self.row.failures
+
+    def line(self) -> str:
+        """A one-line summary."""
+        m = self.row.metrics
+        if m is None:
+            return f"accuracy: {self.row.status} ({'; '.join(self.row.failures) or self.row.reason})"
+        verdict = "within" if not self.row.failures else "OUTSIDE"
+        return (
+            f"accuracy vs float64 oracle ({m.shape[0]} images, {self.row.runtime}): max_abs {m.max_abs:.3g}, "
+            f"max_rel {m.max_rel:.3g}, cosine {m.cosine:.6f}, top-1 {m.top1:.2f}, top-5 {m.top5:.2f}, "
+            f"{self.size / 2**20:.1f} MiB; {verdict} the {self.row.precision} tolerance"
+            + (f": {'; '.join(self.row.failures)}" if self.row.failures else "")
+        )
+
+
+def accuracy_profile(
+    path: Path, weights: AlexNetWeights, *, precision: str, count: int = 8, profile: str = "caffe"
+) -> Profile:
+    """The first runtime row (LiteRT XNNPACK for TFLite) of ``path`` on ``count`` synthetic images."""
+    from alexnet_export.runtimes import artifact_rows
+
+    images = synthetic_images(count, seed=0)
+    runner = artifact_rows(path)[0]
+    row = _row(str(path), precision, runner, images, forward(weights, images, profile=profile), TOLERANCES[precision])
+    return Profile(row, Path(path).stat().st_size)
