@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "MANIFEST_NAME",
     "atomic_output",
     "check_output",
+    "file_artifact",
     "file_sha256",
     "manifest",
     "sidecar_manifest_path",
@@ -43,9 +45,18 @@ def tree_sha256(root: Path) -> dict[str, str]:
 
 
 def manifest(
-    *, artifact: Path, kind: str, weights: AlexNetWeights, options: Mapping[str, Any], versions: Mapping[str, str]
+    *,
+    artifact: Path,
+    kind: str,
+    weights: AlexNetWeights,
+    options: Mapping[str, Any],
+    versions: Mapping[str, str],
+    files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of an artifact that has been fully written at ``artifact``."""
+    """The manifest of an artifact that has been fully written at ``artifact``.
+
+    ``files`` (name -> sha256) replaces hashing the tree under ``artifact`` when the caller has it.
+    """
     source = weights.source
     return {
         "schema": MANIFEST_SCHEMA,
@@ -55,13 +66,39 @@ def manifest(
         "source": {"path": source.path, "sha256": source.sha256, "format": source.format} if source else None,
         "model": {"num_classes": weights.num_classes, "parameters": weights.parameter_count},
         "options": dict(options),
-        "files": tree_sha256(artifact),
+        "files": dict(files) if files is not None else tree_sha256(artifact),
     }
 
 
 def sidecar_manifest_path(artifact: Path) -> Path:
     """Where the manifest of a single-file artifact goes: ``model.onnx`` -> ``model.onnx.alexnet-export.json``."""
     return artifact.with_name(f"{artifact.name}.{MANIFEST_NAME}")
+
+
+@contextmanager
+def file_artifact(
+    out: Path,
+    *,
+    force: bool,
+    kind: str,
+    weights: AlexNetWeights,
+    options: Mapping[str, Any],
+    versions: Mapping[str, str],
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[Path]:
+    """Yield a temporary path for a single-file artifact; on success it becomes ``out``, manifest beside it.
+
+    Both files are written to temporary siblings and renamed into place only when the block succeeds;
+    an existing ``out`` or manifest is replaced only with ``force``. ``extra`` is merged into the manifest.
+    """
+    with atomic_output(sidecar_manifest_path(out), force=force) as tmp_manifest:
+        with atomic_output(out, force=force) as tmp:
+            yield tmp
+            files = {out.name: file_sha256(tmp)}
+        content = manifest(
+            artifact=out, kind=kind, weights=weights, options=options, versions=versions, files=files
+        )
+        write_manifest(tmp_manifest, {**content, **(extra or {})})
 
 
 def write_manifest(path: Path, content: Mapping[str, Any]) -> None:

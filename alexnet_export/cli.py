@@ -66,16 +66,10 @@ def import_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too (cuInit on GPU-less hosts)
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    from alexnet_export.quiet import fds_silenced
+
+    with fds_silenced(2):
         import tensorflow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
 
 
@@ -149,6 +143,27 @@ def synthesize(
     typer.echo(f"wrote {out}: {weights.parameter_count:,} parameters, {weights.num_classes} classes, seed {seed}")
 
 
+def _prepare(weights: Path, outputs: list[Path], *, force: bool, allow_cast: bool, quiet: bool) -> tuple[Any, Any]:
+    """The shared start of every export command: refuse existing outputs, read the weights, import TF.
+
+    Returns:
+        The weights and the progress reporter.
+
+    """
+    from alexnet_export.progress import Progress
+    from converters import read_weights
+    from converters.atomic import check_output
+
+    for out in outputs:
+        check_output(out, force=force)
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast)
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
+    return loaded, progress
+
+
 @app.command()
 @handles_errors
 def npy2savedmodel(
@@ -163,19 +178,11 @@ def npy2savedmodel(
     quiet: QuietOpt = False,
 ) -> None:
     """Convert weights to a SavedModel (signature serving_default: images -> logits, probabilities)."""
-    from alexnet_export.artifacts import check_output
-    from alexnet_export.progress import Progress
-    from converters import read_weights
     from converters.spec import GROUP_MODES, PROFILES, check_choice
 
     check_choice("--groups", groups, GROUP_MODES)
     check_choice("--profile", profile, tuple(PROFILES))
-    check_output(out_dir, force=force)
-    progress = Progress(quiet=quiet)
-    with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast)
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
+    loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet)
     from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
 
     options = SavedModelOptions(groups=groups, profile=profile)
@@ -199,20 +206,13 @@ def npy2onnx(
     quiet: QuietOpt = False,
 ) -> None:
     """Convert weights to ONNX: tf2onnx converts the graph structure, the weights become initializers."""
-    from alexnet_export.artifacts import check_output, sidecar_manifest_path
+    from alexnet_export.artifacts import sidecar_manifest_path
     from alexnet_export.exporters.onnx import OnnxOptions, export_onnx
-    from alexnet_export.progress import Progress
-    from converters import read_weights
 
     options = OnnxOptions(opset=opset, layout=layout, groups=groups, profile=profile)
     options.check()
-    check_output(out, force=force)
-    check_output(sidecar_manifest_path(out), force=force)
-    progress = Progress(quiet=quiet)
-    with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast)
-    with progress.step("loading TensorFlow and tf2onnx"):
-        import_tensorflow()
+    outputs = [out, sidecar_manifest_path(out)]
+    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
     summary = export_onnx(loaded, out, options=options, force=force, progress=progress)
     counts = ", ".join(f"{op} {count}" for op, count in summary.nodes.items())
     typer.echo(
@@ -244,23 +244,16 @@ def npy2tflite(
 
     Exits 1 when the accuracy misses the precision's declared tolerance (the file is still written).
     """
-    from alexnet_export.artifacts import check_output, sidecar_manifest_path
+    from alexnet_export.artifacts import sidecar_manifest_path
     from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
-    from alexnet_export.progress import Progress
-    from converters import read_weights
 
     options = TFLiteOptions(
         precision=precision, calibration=None if calibration is None else str(calibration), groups=groups,
         profile=profile,
     )
     options.check()
-    check_output(out, force=force)
-    check_output(sidecar_manifest_path(out), force=force)
-    progress = Progress(quiet=quiet)
-    with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast)
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
+    outputs = [out, sidecar_manifest_path(out)]
+    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
     summary = export_tflite(loaded, out, options=options, force=force, progress=progress)
     typer.echo(f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, groups={options.groups})")
     if summary.calibration:
@@ -404,13 +397,14 @@ def _check_verify_options(*, device: str, batch: int, max_rel: float | None) -> 
 
 def _expand_artifacts(paths: list[Path]) -> list[Path]:
     """Artifacts as given; an export folder stands for the artifacts listed in its manifest."""
+    from alexnet_export.artifacts import MANIFEST_NAME
     from converters.errors import InputError
 
     expanded: list[Path] = []
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such artifact")
-        listing = path / "alexnet-export.json"
+        listing = path / MANIFEST_NAME
         if path.is_dir() and not (path / "saved_model.pb").exists() and listing.is_file():
             content = json.loads(listing.read_text())
             expanded.extend(path / name for name in content.get("artifacts", []))
@@ -449,31 +443,17 @@ def export(
 
     Exit status as for verify: 0 all verified and passing, 1 any mismatch, 2 bad input.
     """
-    from alexnet_export.artifacts import check_output
-    from alexnet_export.progress import Progress
-    from converters import read_weights
+    from alexnet_export.export import ExportPlan
 
-    plan = _export_plan(formats, precision)
+    plan = ExportPlan.parse(formats=formats, precisions=precision)
     _check_verify_options(device=device, batch=batch, max_rel=None)
-    check_output(out_dir, force=force)
-    progress = Progress(quiet=quiet)
-    with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast)
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
+    loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet)
     from alexnet_export.export import export_all
 
     report = export_all(loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress)
     _write_reports(report, json_out, None)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")
     raise typer.Exit(report.exit_code)
-
-
-def _export_plan(formats: str, precision: str) -> Any:
-    from alexnet_export.export import ExportPlan
-
-    plan = ExportPlan.parse(formats=formats, precisions=precision)
-    return plan
 
 
 def _terminate(signum: int, frame: object) -> None:

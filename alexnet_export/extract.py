@@ -97,9 +97,9 @@ def from_tflite(path: Path) -> AlexNetWeights:
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from alexnet_export.runtimes import stderr_silenced
+    from alexnet_export.quiet import fds_silenced
 
-    with stderr_silenced():
+    with fds_silenced(2):
         interpreter = Interpreter(model_path=str(path))
     details = [d for d in interpreter.get_tensor_details() if _is_constant(interpreter, d["index"])]
     arrays: dict[str, list[np.ndarray]] = {}

@@ -71,7 +71,7 @@ def rgb_to_input(rgb: np.ndarray) -> np.ndarray:
 def fit_rgb(rgb: np.ndarray, mode: str = "crop") -> np.ndarray:
     """Resize (and crop) an RGB image to 227x227 the way :func:`preprocess` does."""
     if mode not in MODES:
-        raise InputError(f"--resize: expected one of {', '.join(MODES)}, received {mode!r}")
+        raise InputError(f"resize mode: expected one of {', '.join(MODES)}, received {mode!r}")
     if mode == "resize":
         return resize_rgb(rgb, INPUT_SIZE, INPUT_SIZE)
     height, width = rgb.shape[:2]

@@ -16,15 +16,14 @@ fp32 precision by default; ``--tf32`` measures what TF32 costs).
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alexnet_export.quiet import fds_silenced
 from converters.errors import InputError
 from converters.weights import AlexNetWeights
 
@@ -62,21 +61,6 @@ class Unavailable:
 
 
 Row = Runner | Unavailable
-
-
-@contextmanager
-def stderr_silenced() -> Iterator[None]:
-    """Send fd 2 to /dev/null for the block: TF and LiteRT print C++ INFO lines there on start-up."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -206,12 +190,12 @@ def tflite_rows(path: Path, *, reference_kernels: bool = False) -> list[Row]:
         resolvers.append(("reference kernels", litert.OpResolverType.BUILTIN_REF))
     rows: list[Row] = []
     for label, resolver in resolvers:
-        with stderr_silenced():
+        with fds_silenced(2):
             interpreter = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
         runner = interpreter.get_signature_runner("serving_default")
 
         def run(images: np.ndarray, runner: Any = runner, keep: Any = interpreter) -> np.ndarray:
-            with stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate" on the first call
+            with fds_silenced(2):  # "Created TensorFlow Lite XNNPACK delegate" on the first call
                 return np.asarray(runner(images=images)["logits"])
 
         rows.append(Runner("tflite", f"LiteRT {label}", "cpu", run, {"delegate": label}))

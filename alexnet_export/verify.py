@@ -197,37 +197,17 @@ def _row(
 ) -> RowResult:
     from alexnet_export.runtimes import Unavailable
 
+    row = RowResult(artifact, runner.format, precision, runner.runtime, runner.device, "not verified")
     if isinstance(runner, Unavailable):
-        return RowResult(
-            artifact, runner.format, precision, runner.runtime, runner.device, "not verified", reason=runner.reason
-        )
+        return replace(row, reason=runner.reason)
     try:
         actual = runner.run(images)
-    except Exception as exc:
-        return RowResult(
-            artifact,
-            runner.format,
-            precision,
-            runner.runtime,
-            runner.device,
-            "failed",
-            failures=(f"run failed: {exc}",),
-            details=runner.details,
-        )
+    except Exception as exc:  # a runtime that fails is a failed row, reported with the rest
+        return replace(row, status="failed", failures=(f"run failed: {exc}",), details=runner.details)
     metrics = compare(actual, expected)
     missed = tuple(failures(metrics, tolerance, expected.shape))
-    return RowResult(
-        artifact,
-        runner.format,
-        precision,
-        runner.runtime,
-        runner.device,
-        "failed" if missed else "passed",
-        metrics,
-        tolerance,
-        missed,
-        details=runner.details,
-    )
+    status = "failed" if missed else "passed"
+    return replace(row, status=status, metrics=metrics, tolerance=tolerance, failures=missed, details=runner.details)
 
 
 def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) -> WeightCheck:
@@ -255,8 +235,8 @@ def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) 
     return WeightCheck(str(path), "mismatch" if mismatches else "bit-exact", tuple(mismatches))
 
 
-def environment(tf32: bool) -> dict[str, Any]:
-    """Versions and devices for the report."""
+def environment(tf32: bool, rows: list[RowResult]) -> dict[str, Any]:
+    """Versions, devices and the LiteRT delegates the rows actually used, for the report."""
     import importlib.metadata as md
 
     versions: dict[str, str | None] = {}
@@ -275,7 +255,7 @@ def environment(tf32: bool) -> dict[str, Any]:
         "tf_gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "onnxruntime_providers": ort.get_available_providers(),
         "tf32": tf32,
-        "litert_delegates": ["XNNPACK", "reference kernels"],
+        "litert_delegates": sorted({row.details["delegate"] for row in rows if "delegate" in row.details}),
     }
 
 
@@ -342,14 +322,14 @@ def verify(
         weights=checks,
         inputs=inputs,
         artifacts={str(p): {"format": formats[p], "precision": precisions[p], "files": tree_sha256(p)} for p in paths},
-        environment=environment(tf32),
+        environment=environment(tf32, rows),
         source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
         require_gpu=require_gpu,
     )
 
 
 @dataclass(frozen=True)
-class Profile:
+class AccuracyProfile:
     """One artifact's accuracy on one runtime, for ``npy2tflite``'s summary."""
 
     row: RowResult
@@ -376,11 +356,11 @@ class Profile:
 
 def accuracy_profile(
     path: Path, weights: AlexNetWeights, *, precision: str, count: int = 8, profile: str = "caffe"
-) -> Profile:
+) -> AccuracyProfile:
     """The first runtime row (LiteRT XNNPACK for TFLite) of ``path`` on ``count`` synthetic images."""
     from alexnet_export.runtimes import artifact_rows
 
     images = synthetic_images(count, seed=0)
     runner = artifact_rows(path)[0]
     row = _row(str(path), precision, runner, images, forward(weights, images, profile=profile), TOLERANCES[precision])
-    return Profile(row, Path(path).stat().st_size)
+    return AccuracyProfile(row, Path(path).stat().st_size)

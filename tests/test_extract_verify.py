@@ -185,3 +185,75 @@ def test_cli_export_refuses_unknown_formats(cli, tmp_path: Path, small_npy: Path
         "error: --formats: expected a comma-separated subset of savedmodel, onnx, tflite, received 'onnx,coreml'\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_environment_names_the_delegates_that_ran(exported) -> None:
+    out, _ = exported
+    content = json.loads((out / "report.json").read_text())
+    assert content["environment"]["litert_delegates"] == ["XNNPACK"]  # reference kernels were not asked for
+
+
+def test_a_folder_without_saved_model_pb_is_refused(cli, tmp_path: Path, small_npy: Path) -> None:
+    (tmp_path / "notsm").mkdir()
+    result = cli("extract", tmp_path / "notsm", tmp_path / "out.npy")
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {tmp_path / 'notsm'}: expected a SavedModel folder (saved_model.pb), received a folder without one\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notsm"]
+
+
+def test_onnx_without_a_layer_is_named(cli, exported, tmp_path: Path) -> None:
+    out, _ = exported
+
+    def drop_fc7(model) -> None:
+        for tensor in model.graph.initializer:
+            if tensor.name == "fc7/kernel":
+                tensor.name = "fc7/weights"
+
+    broken = _edit_onnx(out / "alexnet.onnx", tmp_path / "broken.onnx", drop_fc7)
+    result = cli("extract", broken, tmp_path / "out.npy")
+    assert result.exit_code == 2
+    assert result.output == f"error: {broken}: expected initializer fc7/kernel, received none\n"
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_tflite_without_its_manifest_has_no_known_precision(cli, exported, tmp_path: Path, small_npy: Path) -> None:
+    out, _ = exported
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes((out / "alexnet_int8.tflite").read_bytes())
+    result = cli("verify", lone, "--weights", small_npy, "--device", "cpu", "--json", tmp_path / "r.json")
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {lone}: expected a manifest naming the precision beside it "
+        "(lone.tflite.alexnet-export.json), received none\n"
+    )
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "-1"], "error: --batch: expected 0 or more images, received -1"),
+        (["--max-rel", "0"], "error: --max-rel: expected a positive number, received 0.0"),
+        (["--batch", "0"], "error: --batch: expected at least one image, received 0 synthetic images and no folder"),
+        (["--images", "/nonexistent"], "error: /nonexistent: expected a folder of images, received nothing"),
+    ],
+    ids=["negative-batch", "zero-max-rel", "no-images", "missing-images"],
+)
+def test_cli_verify_bad_options(cli, exported, tmp_path: Path, small_npy: Path, args, message) -> None:
+    out, _ = exported
+    result = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--json", tmp_path / "r.json", *args)
+    assert result.exit_code == 2 and result.output == message + "\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_refuses_unknown_precisions_and_existing_folders(cli, tmp_path: Path, small_npy: Path) -> None:
+    result = cli("export", small_npy, tmp_path / "out", "--precision", "fp32,bf16")
+    assert result.exit_code == 2 and result.output == (
+        "error: --precision: expected a comma-separated subset of fp32, fp16, int8-dynamic, int8, received 'fp32,bf16'\n"
+    )
+    (tmp_path / "out").mkdir()
+    result = cli("export", small_npy, tmp_path / "out")
+    assert result.exit_code == 2 and "output already exists; pass --force" in result.output
+    assert list((tmp_path / "out").iterdir()) == []

@@ -45,7 +45,7 @@ def test_fit_resizes_the_shorter_side_to_256_then_crops() -> None:
     # the resized image is 512 wide: white from x=256, the crop starts at (512-227)//2 = 142
     assert out[100, 256 - 142 - 3].max() == 0 and out[100, 256 - 142 + 3].min() == 255
     assert fit_rgb(rgb, "resize").shape == (227, 227, 3)
-    with pytest.raises(InputError, match=r"--resize: expected one of crop, resize, received 'pad'"):
+    with pytest.raises(InputError, match=r"resize mode: expected one of crop, resize, received 'pad'"):
         fit_rgb(rgb, "pad")
 
 

@@ -110,6 +110,14 @@ def test_cli_npy2tflite_prints_the_accuracy_profile(cli, tmp_path: Path, small_n
     assert lines[2].endswith("within the int8 tolerance")
 
 
+def test_cli_empty_calibration_folder_is_one_line(cli, tmp_path: Path, small_npy: Path) -> None:
+    (tmp_path / "calib").mkdir()
+    result = cli("npy2tflite", small_npy, tmp_path / "m.tflite", "--precision", "int8", "--calibration", tmp_path / "calib")
+    assert result.exit_code == 2 and result.output.startswith(f"error: {tmp_path / 'calib'}: expected image files (")
+    assert result.output.endswith("received none\n") and result.output.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
+
+
 def test_cli_bad_precision_is_one_line(cli, tmp_path: Path, small_npy: Path) -> None:
     result = cli("npy2tflite", small_npy, tmp_path / "m.tflite", "--precision", "fp8")
     assert result.exit_code == 2

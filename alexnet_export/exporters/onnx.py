@@ -32,7 +32,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from alexnet_export import __version__
-from alexnet_export.artifacts import atomic_output, check_output, manifest, sidecar_manifest_path, write_manifest
+from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
 from alexnet_export.progress import QUIET, Progress
 from converters import groups as groups_mod
 from converters.errors import InputError
@@ -160,7 +160,6 @@ _FOLDERS: dict[str, Callable[[list[np.ndarray], dict[str, Any]], list[np.ndarray
     "Transpose": lambda xs, a: [np.ascontiguousarray(np.transpose(xs[0], a.get("perm")))],
     "Identity": lambda xs, a: [xs[0]],
     "Reshape": lambda xs, a: [xs[0].reshape(tuple(int(d) for d in xs[1]))],
-    "Squeeze": lambda xs, a: [np.squeeze(xs[0], tuple(int(d) for d in xs[1]) if len(xs) > 1 else None)],
 }
 
 
@@ -464,15 +463,11 @@ def export_onnx(
     with progress.step(f"converting the graph structure (tf2onnx, opset {options.opset})"):
         skeleton, initializers = build(weights, options)
     summary = OnnxSummary(out, skeleton.ir_version, node_counts(skeleton))
-    with progress.step(f"writing {out}"), atomic_output(sidecar_manifest_path(out), force=force) as tmp_manifest:
-        with atomic_output(out, force=force) as tmp:
-            write_model(skeleton, initializers, tmp)
-            onnx.checker.check_model(str(tmp), full_check=True)
-            content = manifest(
-                artifact=tmp, kind="onnx", weights=weights, options=asdict(options),
-                versions={"onnx": onnx.__version__, "numpy": np.__version__},
-            )
-        content["files"] = {out.name: content["files"].pop(tmp.name)}
-        content["nodes"] = summary.nodes
-        write_manifest(tmp_manifest, content)
+    versions = {"onnx": onnx.__version__, "numpy": np.__version__}
+    with progress.step(f"writing {out}"), file_artifact(
+        out, force=force, kind="onnx", weights=weights, options=asdict(options), versions=versions,
+        extra={"nodes": summary.nodes},
+    ) as tmp:
+        write_model(skeleton, initializers, tmp)
+        onnx.checker.check_model(str(tmp), full_check=True)
     return summary

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alexnet_export.artifacts import atomic_output, check_output, manifest, sidecar_manifest_path, write_manifest
+from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
 from alexnet_export.parity import PRECISIONS
 from alexnet_export.preprocess import image_files, preprocess_batch, synthetic_images
 from alexnet_export.progress import QUIET, Progress
+from alexnet_export.quiet import fds_silenced
 from converters.errors import InputError
 from converters.spec import GROUP_MODES, PROFILES, check_choice
 from converters.weights import AlexNetWeights
@@ -139,24 +138,8 @@ def convert(weights: AlexNetWeights, options: TFLiteOptions, calibration: Calibr
         images = (calibration or load_calibration(options.calibration)).images
         converter.representative_dataset = lambda: _representative(images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    from alexnet_export.runtimes import stderr_silenced
-
-    with stderr_silenced(), _stdout_silenced():  # the MLIR converter logs to both fds
+    with fds_silenced(1, 2):  # the MLIR converter logs to both fds
         return bytes(converter.convert())
-
-
-@contextmanager
-def _stdout_silenced() -> Iterator[None]:
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 @dataclass(frozen=True)
@@ -202,18 +185,10 @@ def export_tflite(
     extra: dict[str, Any] = {}
     if calibration is not None:
         extra = {"calibration": {"description": calibration.description, "sha256": calibration.sha256}}
-    with progress.step(f"writing {out}"), atomic_output(sidecar_manifest_path(out), force=force) as tmp_manifest:
-        with atomic_output(out, force=force) as tmp:
-            tmp.write_bytes(flatbuffer)
-            content = manifest(
-                artifact=tmp,
-                kind="tflite",
-                weights=weights,
-                options=asdict(options),
-                versions=_versions(),
-            )
-        content["files"] = {out.name: content["files"].pop(tmp.name)}
-        write_manifest(tmp_manifest, {**content, **extra})
+    with progress.step(f"writing {out}"), file_artifact(
+        out, force=force, kind="tflite", weights=weights, options=asdict(options), versions=_versions(), extra=extra
+    ) as tmp:
+        tmp.write_bytes(flatbuffer)
     return TFLiteSummary(out, len(flatbuffer), calibration.description if calibration else None)
 
 
