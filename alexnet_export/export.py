@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from alexnet_export.artifacts import MANIFEST_NAME, atomic_output, check_output, manifest, write_manifest
 from alexnet_export.parity import PRECISIONS
 from alexnet_export.progress import QUIET, Progress
+from alexnet_export.quiet import release_memory
 from converters.errors import InputError
 from converters.weights import AlexNetWeights
 
@@ -87,17 +88,23 @@ def export_all(
     with atomic_output(out_dir, force=force) as tmp:
         tmp.mkdir()
         names: list[str] = []
+        savedmodel = None
         if "savedmodel" in plan.formats:
-            export_savedmodel(weights, tmp / "savedmodel", progress=progress)
+            savedmodel = tmp / "savedmodel"
+            export_savedmodel(weights, savedmodel, progress=progress)
             names.append("savedmodel")
+            release_memory()
         if "onnx" in plan.formats:
             export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
             names.append("alexnet.onnx")
+            release_memory()
         if "tflite" in plan.formats:
             for precision in plan.precisions:
                 name = f"alexnet_{precision}.tflite"
-                export_tflite(weights, tmp / name, options=TFLiteOptions(precision=precision), progress=progress)
+                options = TFLiteOptions(precision=precision)
+                export_tflite(weights, tmp / name, options=options, progress=progress, savedmodel=savedmodel)
                 names.append(name)
+                release_memory()
         with progress.step(f"verifying {len(names)} artifacts"):
             report = verify([tmp / name for name in names], weights, inputs=make_inputs(count=batch), device=device)
         report = _relabel(report, str(tmp), str(out_dir))

@@ -10,10 +10,13 @@ row or weight check fails (or when ``require_gpu`` finds no GPU row that ran), e
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +195,25 @@ def artifact_precision(path: Path, fmt: str) -> str:
     return str(precision)
 
 
+def _run_rows(
+    make: Callable[[], list[Any]],
+    device: str,
+    artifact: str,
+    precision: str,
+    images: np.ndarray,
+    expected: np.ndarray,
+    tolerance: Tolerance,
+) -> list[RowResult]:
+    """Build the runners of one artifact, run each, and let them all go (sessions and interpreters hold weights)."""
+    from alexnet_export.runtimes import on_device
+
+    runners = on_device(make(), device)
+    results = [_row(artifact, precision, runner, images, expected, tolerance) for runner in runners]
+    del runners
+    gc.collect()
+    return results
+
+
 def _row(
     artifact: str, precision: str, runner: Any, images: np.ndarray, expected: np.ndarray, tolerance: Tolerance
 ) -> RowResult:
@@ -285,7 +307,7 @@ def verify(
         reference_kernels: add LiteRT reference-kernel rows for TFLite files.
 
     """
-    from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows, on_device
+    from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows
 
     formats = {path: detect_format(path) for path in paths}
     profiles = {path: artifact_manifest(path).get("options", {}).get("profile", "caffe") for path in paths}
@@ -297,29 +319,22 @@ def verify(
         return replace(TOLERANCES[precision], **(tolerance or {}))
 
     if include_graph:
-        for runner in on_device(graph_rows(weights, tf32=tf32), device):
-            rows.append(
-                _row(
-                    "weights (canonical graph)", "fp32", runner, inputs.images, oracles["caffe"], tolerance_for("fp32")
-                )
-            )
-    for path in paths:
-        for runner in on_device(artifact_rows(path, tf32=tf32, reference_kernels=reference_kernels), device):
-            rows.append(
-                _row(
-                    str(path),
-                    precisions[path],
-                    runner,
-                    inputs.images,
-                    oracles[profiles[path]],
-                    tolerance_for(precisions[path]),
-                )
-            )
-    checks = tuple(weight_check(path, formats[path], precisions[path], weights) for path in paths)
+        rows += _run_rows(
+            partial(graph_rows, weights, tf32=tf32), device, "weights (canonical graph)", "fp32",
+            inputs.images, oracles["caffe"], tolerance_for("fp32"),
+        )
+    checks: list[WeightCheck] = []
+    for path in paths:  # one artifact's runtimes at a time, so only one copy of its weights is loaded
+        rows += _run_rows(
+            partial(artifact_rows, path, tf32=tf32, reference_kernels=reference_kernels), device,
+            str(path), precisions[path], inputs.images, oracles[profiles[path]], tolerance_for(precisions[path]),
+        )
+        checks.append(weight_check(path, formats[path], precisions[path], weights))
+        gc.collect()
     source = weights.source
     return Report(
         rows=tuple(rows),
-        weights=checks,
+        weights=tuple(checks),
         inputs=inputs,
         artifacts={str(p): {"format": formats[p], "precision": precisions[p], "files": tree_sha256(p)} for p in paths},
         environment=environment(tf32, rows),

@@ -37,6 +37,17 @@ def save_module(module: AlexNet, path: Path) -> None:
     tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: signature})
 
 
+def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOptions) -> None:
+    """Build the canonical module of ``weights`` and save it at ``path`` (no manifest, not atomic).
+
+    The module and its variables are dropped before returning, so a caller that goes on (the TFLite
+    converter) does not hold a second copy of the weights.
+    """
+    module = AlexNet(weights, groups=options.groups, profile=options.profile)
+    save_module(module, path)
+    del module
+
+
 def export_savedmodel(
     weights: AlexNetWeights,
     out_dir: str | os.PathLike[str],
@@ -66,11 +77,8 @@ def export_savedmodel(
     check_options(groups=options.groups, profile=options.profile)
     check_output(out, force=force)
     with atomic_output(out, force=force) as tmp:
-        with progress.step("building the TensorFlow graph"):
-            module = AlexNet(weights, groups=options.groups, profile=options.profile)
         with progress.step(f"writing SavedModel {out}"):
-            save_module(module, tmp)
-            del module
+            write_savedmodel(weights, tmp, options)
         with progress.step("hashing files for the manifest"):
             content = manifest(
                 artifact=tmp, kind="savedmodel", weights=weights, options=asdict(options),

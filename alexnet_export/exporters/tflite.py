@@ -1,6 +1,6 @@
 """TFLite export of the canonical graph in four precisions, run with the LiteRT interpreter.
 
-The converter gets the canonical module's ``serve`` concrete function, so the signature is
+The converter reads a SavedModel of the canonical module (its ``serve`` function), so the signature is
 ``serving_default`` with input ``images`` (float32 NHWC, dynamic batch) and outputs ``logits`` and
 ``probabilities`` in every precision:
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -114,22 +115,39 @@ def _representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [images[index : index + 1]]
 
 
-def convert(weights: AlexNetWeights, options: TFLiteOptions, calibration: Calibration | None = None) -> bytes:
+def convert(
+    weights: AlexNetWeights,
+    options: TFLiteOptions,
+    calibration: Calibration | None = None,
+    *,
+    savedmodel: Path | None = None,
+) -> bytes:
     """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
+
+    The converter reads a SavedModel of the canonical module: ``savedmodel`` when given (it must hold
+    ``weights`` with ``options.groups``/``options.profile``, as ``export`` does), else one written to a
+    temporary folder. Converting from a SavedModel peaks about 330 MiB lower than
+    ``from_concrete_functions`` on the live module and leaves ~400 MiB less behind in the process
+    (measured full size, TF 2.21): the module's variables are gone before the converter starts.
 
     Args:
         weights: the canonical weight set.
         options: export options.
         calibration: representative images for ``int8`` (loaded from ``options`` when omitted).
+        savedmodel: an existing SavedModel of ``weights`` with these options.
 
     """
     import tensorflow as tf
 
-    from alexnet_export.graph import AlexNet
-
     options.check()
-    module = AlexNet(weights, groups=options.groups, profile=options.profile)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    if savedmodel is None:
+        from alexnet_export.exporters.savedmodel import SavedModelOptions, write_savedmodel
+
+        with tempfile.TemporaryDirectory(prefix="alexnet-export-tflite-") as tmp:
+            folder = Path(tmp) / "savedmodel"
+            write_savedmodel(weights, folder, SavedModelOptions(groups=options.groups, profile=options.profile))
+            return convert(weights, options, calibration, savedmodel=folder)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=[SIGNATURE_KEY])
     if options.precision != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if options.precision == "fp16":
@@ -165,10 +183,12 @@ def export_tflite(
     options: TFLiteOptions = TFLiteOptions(),
     force: bool = False,
     progress: Progress = QUIET,
+    savedmodel: Path | None = None,
 ) -> TFLiteSummary:
     """Export ``weights`` to a ``.tflite`` file and its manifest, atomically.
 
-    Calibration images are read and checked before TensorFlow does any work.
+    Calibration images are read and checked before TensorFlow does any work. ``savedmodel``: an
+    existing SavedModel of ``weights`` with the same groups and profile to convert from (see :func:`convert`).
 
     Raises:
         OutputExistsError: an output exists and ``force`` is false.
@@ -181,7 +201,7 @@ def export_tflite(
     check_output(sidecar_manifest_path(out), force=force)
     calibration = load_calibration(options.calibration) if options.precision == "int8" else None
     with progress.step(f"converting to TFLite ({options.precision})"):
-        flatbuffer = convert(weights, options, calibration)
+        flatbuffer = convert(weights, options, calibration, savedmodel=savedmodel)
     extra: dict[str, Any] = {}
     if calibration is not None:
         extra = {"calibration": {"description": calibration.description, "sha256": calibration.sha256}}

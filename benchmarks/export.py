@@ -1,0 +1,73 @@
+"""Full-size `alexnet-export export` (SavedModel + ONNX + fp32 TFLite + verify, 8 images) against doing it by hand.
+
+The anchor is the sum of the by-hand steps, each a whole process run in the same session:
+  1. direct_savedmodel.py: np.load + a tf.Module + tf.saved_model.save;
+  2. python -m tf2onnx.convert --saved-model (opset 17), the documented route;
+  3. direct_tflite.py: TFLiteConverter.from_concrete_functions (fp32);
+  4. direct_check.py: the three artifacts on TF, ONNX Runtime and LiteRT, np.allclose against the SavedModel.
+The steps run one after another, so the by-hand wall time is their sum and its peak RSS is their maximum.
+`export` is one process; its peak RSS is that process's ru_maxrss. Runs are interleaved; medians.
+Targets (issue 6): export under 60 s and under 2.5 GB peak RSS on 2 cores.
+Usage: python benchmarks/export.py [WEIGHTS.npy] [--runs N]
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from _measure import measure_command, parse_args, report, weights_file
+
+HERE = Path(__file__).parent
+ANCHOR = "by hand: sum of 1-4 [anchor]"
+
+
+def main() -> None:
+    args = parse_args(runs=2)
+    cli = Path(sys.executable).parent / "alexnet-export"
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = weights_file(args.weights, tmp)
+        by_hand = Path(tmp) / "by_hand"
+        out = Path(tmp) / "export"
+        sm, onnx, tflite = by_hand / "sm", by_hand / "alexnet.onnx", by_hand / "alexnet.tflite"
+        commands = {
+            "1 direct SavedModel": [sys.executable, HERE / "direct_savedmodel.py", weights, sm],
+            "2 tf2onnx CLI --saved-model": [
+                sys.executable, "-m", "tf2onnx.convert", "--saved-model", sm, "--output", onnx, "--opset", "17"
+            ],
+            "3 direct TFLiteConverter fp32": [sys.executable, HERE / "direct_tflite.py", weights, tflite, "fp32"],
+            "4 direct check (TF, ORT, LiteRT)": [sys.executable, HERE / "direct_check.py", sm, onnx, tflite],
+            "alexnet-export export": [cli, "export", weights, out, "--batch", "8", "--force", "--quiet"],
+        }
+
+        steps = [name for name in commands if name[0].isdigit()]
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*commands, ANCHOR]}
+        for _ in range(args.runs):
+            shutil.rmtree(by_hand, ignore_errors=True)
+            by_hand.mkdir()
+            for name, argv in commands.items():
+                runs[name].append(measure_command(argv, runs=1))
+            runs[ANCHOR].append(
+                {
+                    "seconds": sum(runs[name][-1]["seconds"] for name in steps),
+                    "peak_rss_mb": max(runs[name][-1]["peak_rss_mb"] for name in steps),
+                }
+            )
+        rows = {
+            name: {key: statistics.median(r[key] for r in results) for key in ("seconds", "peak_rss_mb")}
+            for name, results in runs.items()
+        }
+        print(f"full-size weights, {args.runs} interleaved runs, medians")
+        report("npy -> SavedModel + ONNX + TFLite fp32 + check (whole processes)", rows, ANCHOR)
+        row = rows["alexnet-export export"]
+        print(
+            f"\nexport: {row['seconds']:.1f} s (target < 60 s), peak RSS {row['peak_rss_mb']:.0f} MiB = "
+            f"{row['peak_rss_mb'] * 2**20 / 1e9:.2f} GB (target < 2.5 GB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
