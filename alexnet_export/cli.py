@@ -89,7 +89,8 @@ def root(
 
 
 WeightsArg = Annotated[
-    Path, typer.Argument(help="Weight file: bvlc_alexnet.npy (or its layout) or HDF5 from npy2h5.")
+    Path,
+    typer.Argument(help="Weight file: bvlc_alexnet.npy (or its layout), HDF5 from npy2h5, or a Keras .weights.h5."),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
 AllowCastOpt = Annotated[
@@ -309,25 +310,70 @@ def h52npy(
 @handles_errors
 def extract(
     artifact: Annotated[Path, typer.Argument(help="SavedModel folder, .onnx or fp32 .tflite written by this toolkit.")],
-    out: Annotated[Path, typer.Argument(help="OUT.npy (legacy bvlc layout) or OUT.h5 (self-describing HDF5).")],
+    out: Annotated[Path, typer.Argument(help="OUT.npy (bvlc layout), OUT.h5 (checksummed) or OUT.weights.h5 (Keras).")],
     force: ForceOpt = False,
 ) -> None:
     """Read the weights back out of an artifact into the canonical layout (bit-exact for fp32)."""
-    from converters import write_npy
-    from converters.atomic import check_output
-    from converters.errors import InputError
-    from converters.hdf5 import write_h5
-
-    suffix = out.suffix.lower()
-    if suffix not in (".npy", ".h5", ".hdf5"):
-        raise InputError(f"{out}: expected an output ending in .npy or .h5, received {suffix or 'no suffix'}")
-    check_output(out, force=force)
+    _check_weights_output(out, force=force)
     import_tensorflow()
     from alexnet_export.extract import extract as read_artifact
 
     weights = read_artifact(artifact)
-    (write_npy if suffix == ".npy" else write_h5)(weights, out, force=force)
+    _write_weights(weights, out, force=force)
     typer.echo(f"wrote {out} ({weights.parameter_count:,} parameters from {artifact})")
+
+
+WEIGHT_OUTPUTS = ".npy (legacy bvlc layout), .h5 (self-describing HDF5) or .weights.h5 (Keras 3)"
+
+
+def _check_weights_output(out: Path, *, force: bool) -> None:
+    from converters.atomic import check_output
+    from converters.errors import InputError
+
+    if not out.name.lower().endswith((".npy", ".h5", ".hdf5")):
+        raise InputError(f"{out}: expected an output ending in {WEIGHT_OUTPUTS}, received {out.suffix or 'no suffix'}")
+    check_output(out, force=force)
+
+
+def _write_weights(weights: Any, out: Path, *, force: bool) -> None:
+    """Write ``weights`` in the format ``out``'s name asks for (see :data:`WEIGHT_OUTPUTS`)."""
+    name = out.name.lower()
+    if name.endswith(".npy"):
+        from converters import write_npy
+
+        write_npy(weights, out, force=force)
+    elif name.endswith(".weights.h5"):
+        import_tensorflow()
+        from alexnet_export.keras_model import write_keras_weights
+
+        write_keras_weights(weights, out, force=force)
+    else:
+        from converters.hdf5 import write_h5
+
+        write_h5(weights, out, force=force)
+
+
+@app.command()
+@handles_errors
+def npy2keras(
+    weights: WeightsArg,
+    out: Annotated[Path, typer.Argument(help="The Keras 3 weights file to write; its name must end in .weights.h5.")],
+    force: ForceOpt = False,
+    allow_cast: AllowCastOpt = False,
+) -> None:
+    """Write weights as a Keras 3 .weights.h5 that the model from alexnet_export.keras_model loads.
+
+    In Python: ``model = build_model(weights, load=False); model.load_weights(OUT)``.
+    """
+    from converters import read_weights
+    from converters.errors import InputError
+
+    if not out.name.endswith(".weights.h5"):
+        raise InputError(f"{out}: expected a file name ending in .weights.h5 (Keras' rule), received {out.name}")
+    _check_weights_output(out, force=force)
+    loaded = read_weights(weights, allow_cast=allow_cast)
+    _write_weights(loaded, out, force=force)
+    typer.echo(f"wrote {out} (Keras 3 weights, layers conv1..fc8, {loaded.parameter_count:,} parameters)")
 
 
 DeviceOpt = Annotated[str, typer.Option(help="Rows to run: cpu, gpu or all.")]

@@ -5,6 +5,12 @@ layout (grouped HWIO conv kernels, ``(in, out)`` fc kernels with fc6 rows in (h,
 root carries ``format``, ``format_version``, ``layout`` and ``source_sha256``; every dataset carries
 the sha256 of its C-order bytes, and conv kernels their ``groups``. Reading verifies all of them, so a
 changed tensor or attribute is reported instead of silently exported.
+
+Keras 3 ``.weights.h5`` files (``model.save_weights``, as :mod:`alexnet_export.keras_model` writes
+them) are read here too, without Keras: each layer is ``/layers/<key>/vars`` with a ``name`` attribute
+(``conv1`` .. ``fc8``) and datasets ``0`` (kernel) and ``1`` (bias). Keras conv kernels are grouped
+HWIO and Dense kernels ``(in, out)`` after a channels-last Flatten, i.e. exactly the canonical layout.
+Keras files carry no checksums: only this toolkit's own layout can prove a tensor unchanged.
 """
 
 from __future__ import annotations
@@ -73,8 +79,30 @@ def _read_dataset(file: h5py.File, name: str, part: str, where: str) -> np.ndarr
     return array
 
 
+def _read_keras(file: h5py.File, where: str) -> dict[str, tuple[object, object]]:
+    """(kernel, bias) per layer of a Keras 3 ``.weights.h5`` file, found by each ``vars`` group's ``name``."""
+    entries: dict[str, tuple[object, object]] = {}
+    for key, layer in file["layers"].items():
+        variables = layer.get("vars") if isinstance(layer, h5py.Group) else None
+        if not isinstance(variables, h5py.Group) or len(variables) == 0:
+            continue  # weightless layers: input, LRN, pooling, flatten, softmax
+        name = variables.attrs.get("name")
+        name = name.decode() if isinstance(name, bytes) else name
+        if not isinstance(name, str):
+            raise WeightsError(f"{where}: /layers/{key}/vars has no name attribute; expected a Keras 3 weights file")
+        found = sorted(variables)
+        if found != ["0", "1"]:
+            raise WeightsError(
+                f"{where}: layer {name} (/layers/{key}/vars): expected datasets 0 (kernel) and 1 (bias), "
+                f"received {found}"
+            )
+        entries[name] = (np.asarray(variables["0"][()]), np.asarray(variables["1"][()]))
+    check_layer_names(list(entries), where)
+    return entries
+
+
 def read_h5(path: str | os.PathLike[str], *, allow_cast: bool = False, check_finite: bool = True) -> AlexNetWeights:
-    """Read HDF5 weights written by :func:`write_h5`, verifying format, checksums and attributes.
+    """Read HDF5 weights: :func:`write_h5`'s layout (format, checksums and attributes verified) or Keras 3's.
 
     Raises:
         WeightsError: not this format, a missing dataset or layer, an unknown layer, a checksum or
@@ -88,14 +116,20 @@ def read_h5(path: str | os.PathLike[str], *, allow_cast: bool = False, check_fin
     except OSError as exc:
         raise WeightsError(f"{where}: cannot read as HDF5: {exc}") from None
     with file:
-        if file.attrs.get("format") != FORMAT:
+        if file.attrs.get("format") == FORMAT:
+            check_layer_names(list(file), where)
+            entries: dict[str, tuple[object, object]] = {
+                name: (_read_dataset(file, name, "kernel", where), _read_dataset(file, name, "bias", where))
+                for name in LAYER_NAMES
+            }
+            kind = "h5"
+        elif isinstance(file.get("layers"), h5py.Group) and "format" not in file.attrs:
+            entries = _read_keras(file, where)
+            kind = "keras-h5"
+        else:
             raise WeightsError(
-                f"{where}: expected HDF5 weights with format={FORMAT!r}, received format={file.attrs.get('format')!r}"
+                f"{where}: expected HDF5 weights with format={FORMAT!r} or a Keras 3 .weights.h5 file, "
+                f"received format={file.attrs.get('format')!r} and no /layers group"
             )
-        check_layer_names(list(file), where)
-        entries: dict[str, tuple[object, object]] = {
-            name: (_read_dataset(file, name, "kernel", where), _read_dataset(file, name, "bias", where))
-            for name in LAYER_NAMES
-        }
-    source = Source(path=where, sha256=file_sha256(path), format="h5")
+    source = Source(path=where, sha256=file_sha256(path), format=kind)
     return build_weights(entries, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source)

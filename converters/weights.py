@@ -32,7 +32,7 @@ class Source:
     Attributes:
         path: the file as the user named it.
         sha256: hex digest of the file's bytes.
-        format: ``npy`` or ``h5``.
+        format: ``npy``, ``h5`` (this toolkit's HDF5) or ``keras-h5`` (a Keras 3 ``.weights.h5``).
 
     """
 

@@ -60,7 +60,7 @@ TAMPERED = [
     ("wrong-shape", lambda f: _replace(f, "fc7/bias", np.zeros(5, np.float32), fix_checksum=True), r"layer fc7 bias: expected shape \(512,\), received \(5,\)"),
     ("wrong-dtype", lambda f: _replace(f, "fc8/bias", np.zeros(17, np.float64), fix_checksum=True), r"layer fc8 bias: expected float32, received float64"),
     ("unknown-layer", lambda f: f.create_group("fc9"), r"unknown layer 'fc9'"),
-    ("not-our-format", lambda f: f.attrs.__setitem__("format", "keras"), r"expected HDF5 weights with format='alexnet-export-weights', received format='keras'"),
+    ("not-our-format", lambda f: f.attrs.__setitem__("format", "keras"), r"expected HDF5 weights with format='alexnet-export-weights' or a Keras 3 .weights.h5 file, received format='keras' and no /layers group"),
 ]
 
 
