@@ -31,11 +31,16 @@ class Tolerance:
     min_top5: float
 
 
+# Measured by benchmarks/tflite_accuracy.py on full-size (synthetic) weights, 32 synthetic images, LiteRT
+# XNNPACK vs the float64 oracle (max_rel / worst cosine / top-1 / top-5): fp32 2.3e-6 / 1.0 / 1 / 1; fp16
+# 5.4e-4 / 1.0 / 1 / 1; int8-dynamic 1.3e-2 / 0.99989 / 1 / 0.99; int8 0.12 / 0.99962 / 1 / 0.98. Each
+# max_rel bound sits 2x (int8) to 9x above its measurement; the top-k floors leave room for genuine
+# near-ties between logits, which a quantised model may swap without being wrong.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(max_rel=1e-5, min_cosine=0.99999, min_top1=1.0, min_top5=1.0),
-    "fp16": Tolerance(max_rel=1e-2, min_cosine=0.9999, min_top1=0.8, min_top5=0.8),
-    "int8-dynamic": Tolerance(max_rel=0.1, min_cosine=0.99, min_top1=0.6, min_top5=0.6),
-    "int8": Tolerance(max_rel=0.25, min_cosine=0.95, min_top1=0.4, min_top5=0.5),
+    "fp16": Tolerance(max_rel=5e-3, min_cosine=0.9999, min_top1=0.8, min_top5=0.8),
+    "int8-dynamic": Tolerance(max_rel=0.05, min_cosine=0.999, min_top1=0.6, min_top5=0.6),
+    "int8": Tolerance(max_rel=0.25, min_cosine=0.99, min_top1=0.4, min_top5=0.5),
 }
 
 

@@ -16,13 +16,14 @@ from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedm
 from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite  # noqa: E402
 from alexnet_export.extract import extract  # noqa: E402
 from alexnet_export.report import verify_markdown  # noqa: E402
-from alexnet_export.verify import SCHEMA_PATH, make_inputs, verify  # noqa: E402
+from alexnet_export.verify import FIXTURE_IMAGES, SCHEMA_PATH, make_inputs, verify  # noqa: E402
 from converters import read_weights  # noqa: E402
 from converters.errors import InputError  # noqa: E402
 from converters.synthetic import synthesize  # noqa: E402
 from converters.weights import AlexNetWeights  # noqa: E402
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
+FIXTURES = sorted(FIXTURE_IMAGES.iterdir())
 
 
 @pytest.mark.parametrize("groups", ["native", "split", "dense"])
@@ -54,7 +55,7 @@ def test_extract_refuses_quantised_and_unknown_files(cli, tmp_path: Path, small_
     result = cli("extract", tmp_path / "x.pt", tmp_path / "out.npy")
     assert result.exit_code == 2 and "expected a SavedModel folder, a .onnx or a .tflite file, received .pt" in result.output
     result = cli("extract", tmp_path / "q.tflite", tmp_path / "out.txt")
-    assert result.exit_code == 2 and result.output.strip().endswith("expected an output ending in .npy or .h5, received .txt")
+    assert result.exit_code == 2 and result.output.strip().endswith("expected an output ending in .npy (legacy bvlc layout), .h5 (self-describing HDF5) or .weights.h5 (Keras 3), received .txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.tflite", "q.tflite.alexnet-export.json", "x.pt"]
 
 
@@ -80,7 +81,8 @@ def test_export_writes_everything_and_passes(exported) -> None:
     assert [check.status for check in report.weights] == ["bit-exact", "bit-exact", "bit-exact", "not applicable"]
     content = json.loads((out / "report.json").read_text())
     jsonschema.validate(content, SCHEMA)
-    assert content["passed"] is True and content["inputs"]["count"] == 4
+    assert content["passed"] is True and content["inputs"]["count"] == 4 + len(FIXTURES)
+    assert content["inputs"]["sources"][1:] == [f"fixtures: {path.name}" for path in FIXTURES]
     manifest = json.loads((out / "alexnet-export.json").read_text())
     assert manifest["artifacts"] == ["savedmodel", "alexnet.onnx", "alexnet_fp32.tflite", "alexnet_int8.tflite"]
     assert "report.json" in manifest["files"] and manifest["passed"] is True
@@ -178,6 +180,19 @@ def test_cli_verify_exit_codes(cli, exported, tmp_path: Path, small_npy: Path) -
     assert result.exit_code == 2 and result.output == "error: --device: expected one of cpu, gpu, all, received 'tpu'\n"
 
 
+def test_no_images_at_all_is_refused() -> None:
+    with pytest.raises(InputError, match=r"--batch: expected at least one image, received 0 synthetic images and no folder"):
+        make_inputs(count=0, fixtures=False)
+
+
+def test_batch_0_runs_the_sample_images_alone(cli, exported, tmp_path: Path, small_npy: Path) -> None:
+    out, _ = exported
+    result = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--batch", "0", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    sources = json.loads((tmp_path / "r.json").read_text())["inputs"]["sources"]
+    assert sources == [f"fixtures: {path.name}" for path in FIXTURES] and len(sources) == 3
+
+
 def test_cli_export_refuses_unknown_formats(cli, tmp_path: Path, small_npy: Path) -> None:
     result = cli("export", small_npy, tmp_path / "out", "--formats", "onnx,coreml")
     assert result.exit_code == 2
@@ -236,16 +251,28 @@ def test_tflite_without_its_manifest_has_no_known_precision(cli, exported, tmp_p
     [
         (["--batch", "-1"], "error: --batch: expected 0 or more images, received -1"),
         (["--max-rel", "0"], "error: --max-rel: expected a positive number, received 0.0"),
-        (["--batch", "0"], "error: --batch: expected at least one image, received 0 synthetic images and no folder"),
         (["--images", "/nonexistent"], "error: /nonexistent: expected a folder of images, received nothing"),
     ],
-    ids=["negative-batch", "zero-max-rel", "no-images", "missing-images"],
+    ids=["negative-batch", "zero-max-rel", "missing-images"],
 )
 def test_cli_verify_bad_options(cli, exported, tmp_path: Path, small_npy: Path, args, message) -> None:
     out, _ = exported
     result = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--json", tmp_path / "r.json", *args)
     assert result.exit_code == 2 and result.output == message + "\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_images_at_all_is_refused() -> None:
+    with pytest.raises(InputError, match=r"--batch: expected at least one image, received 0 synthetic images and no folder"):
+        make_inputs(count=0, fixtures=False)
+
+
+def test_batch_0_runs_the_sample_images_alone(cli, exported, tmp_path: Path, small_npy: Path) -> None:
+    out, _ = exported
+    result = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--batch", "0", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    sources = json.loads((tmp_path / "r.json").read_text())["inputs"]["sources"]
+    assert sources == [f"fixtures: {path.name}" for path in FIXTURES] and len(sources) == 3
 
 
 def test_cli_export_refuses_unknown_precisions_and_existing_folders(cli, tmp_path: Path, small_npy: Path) -> None:
