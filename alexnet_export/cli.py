@@ -376,6 +376,40 @@ def npy2keras(
     typer.echo(f"wrote {out} (Keras 3 weights, layers conv1..fc8, {loaded.parameter_count:,} parameters)")
 
 
+@app.command()
+@handles_errors
+def predict(
+    model: Annotated[
+        Path, typer.Argument(help="Weights (.npy, .h5, .weights.h5) or an artifact (SavedModel dir, .onnx, .tflite).")
+    ],
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
+    top: Annotated[int, typer.Option(help="How many classes to list per image.")] = 5,
+    fit: Annotated[str, typer.Option(help="crop (shorter side 256, centre 227) or resize (straight to 227).")] = "crop",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: per image its path and predictions.")] = False,
+    allow_cast: AllowCastOpt = False,
+) -> None:
+    """The top ImageNet classes of each image, with Caffe preprocessing, from weights or any artifact."""
+    from converters.spec import check_choice
+
+    check_choice("--fit", fit, ("crop", "resize"))
+    from converters.errors import InputError
+
+    if top < 1:
+        raise InputError(f"--top: expected 1 or more classes, received {top}")
+    import_tensorflow()
+    from alexnet_export.predict import predict as run_predict
+
+    predictions, what = run_predict(model, images, top=top, mode=fit, allow_cast=allow_cast)
+    if as_json:
+        typer.echo(json.dumps([p.to_json() for p in predictions], indent=2))
+        return
+    typer.echo(f"model: {what}")
+    for prediction in predictions:
+        typer.echo(prediction.path)
+        for rank, entry in enumerate(prediction.top, 1):
+            typer.echo(f"  {rank:>2}. {entry['probability']:8.4f}  {entry['index']:>4}  {entry['label']}")
+
+
 DeviceOpt = Annotated[str, typer.Option(help="Rows to run: cpu, gpu or all.")]
 ImagesOpt = Annotated[Path | None, typer.Option(help="A folder of extra images (Caffe preprocessing).")]
 BatchOpt = Annotated[int, typer.Option(help="Seeded synthetic images to run.")]

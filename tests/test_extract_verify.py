@@ -262,19 +262,6 @@ def test_cli_verify_bad_options(cli, exported, tmp_path: Path, small_npy: Path, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_images_at_all_is_refused() -> None:
-    with pytest.raises(InputError, match=r"--batch: expected at least one image, received 0 synthetic images and no folder"):
-        make_inputs(count=0, fixtures=False)
-
-
-def test_batch_0_runs_the_sample_images_alone(cli, exported, tmp_path: Path, small_npy: Path) -> None:
-    out, _ = exported
-    result = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--batch", "0", "--json", tmp_path / "r.json")
-    assert result.exit_code == 0, result.output
-    sources = json.loads((tmp_path / "r.json").read_text())["inputs"]["sources"]
-    assert sources == [f"fixtures: {path.name}" for path in FIXTURES] and len(sources) == 3
-
-
 def test_cli_export_refuses_unknown_precisions_and_existing_folders(cli, tmp_path: Path, small_npy: Path) -> None:
     result = cli("export", small_npy, tmp_path / "out", "--precision", "fp32,bf16")
     assert result.exit_code == 2 and result.output == (

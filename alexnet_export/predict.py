@@ -1,0 +1,81 @@
+"""``predict``: the top-k ImageNet classes of image files, from weights or from any exported artifact.
+
+Images go through :mod:`alexnet_export.preprocess` (Caffe's convention) and then one CPU runner:
+the canonical TF graph for weight files, the artifact's own runtime otherwise (TF for a SavedModel,
+ONNX Runtime for ``.onnx``, LiteRT for ``.tflite``), so the same images give comparable answers
+everywhere. Probabilities are the softmax of the runner's logits, computed in float64.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alexnet_export.labels import top_k
+from alexnet_export.preprocess import preprocess_batch
+from alexnet_export.reference import softmax
+from converters.errors import InputError
+
+ARTIFACT_SUFFIXES = (".onnx", ".tflite")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's answer: its path and the top classes (``index``, ``label``, ``probability``)."""
+
+    path: str
+    top: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"path": ..., "predictions": [{"index", "label", "probability"}, ...]}``."""
+        return {"path": self.path, "predictions": self.top}
+
+
+def model_runner(model: str | os.PathLike[str], *, allow_cast: bool = False) -> tuple[Any, str]:
+    """A CPU runner for ``model`` (weights file or artifact) and a description of what runs it."""
+    from alexnet_export.runtimes import Runner, artifact_rows, graph_rows
+
+    path = Path(model)
+    if path.is_dir() or path.suffix.lower() in ARTIFACT_SUFFIXES:
+        rows = artifact_rows(path)
+        what = f"{path} ({rows[0].format})"
+    else:
+        from converters import read_weights
+
+        rows = graph_rows(read_weights(path, allow_cast=allow_cast))
+        what = f"{path} (weights, canonical TF graph)"
+    runner = next(row for row in rows if isinstance(row, Runner) and row.device == "cpu")
+    return runner, f"{what} on {runner.runtime}"
+
+
+def predict(
+    model: str | os.PathLike[str],
+    images: Sequence[str | os.PathLike[str]],
+    *,
+    top: int = 5,
+    mode: str = "crop",
+    allow_cast: bool = False,
+) -> tuple[list[Prediction], str]:
+    """Top-``top`` classes of each image under ``model``.
+
+    Returns:
+        One :class:`Prediction` per image, in order, and a description of the runner.
+
+    Raises:
+        InputError: an unreadable image, a bad model, or ``top`` outside 1..classes.
+
+    """
+    if top < 1:
+        raise InputError(f"--top: expected 1 or more classes, received {top}")
+    batch = preprocess_batch(images, mode)  # bad images fail before any model is loaded
+    runner, what = model_runner(model, allow_cast=allow_cast)
+    logits = np.asarray(runner.run(batch), dtype=np.float64)
+    if top > logits.shape[1]:
+        raise InputError(f"--top: expected at most {logits.shape[1]} (the model's classes), received {top}")
+    probabilities = softmax(logits)
+    return [Prediction(str(path), top_k(p, top)) for path, p in zip(images, probabilities, strict=True)], what
