@@ -410,6 +410,49 @@ def predict(
             typer.echo(f"  {rank:>2}. {entry['probability']:8.4f}  {entry['index']:>4}  {entry['label']}")
 
 
+@app.command()
+@handles_errors
+def download(
+    dest: Annotated[Path, typer.Argument(help="Where to put the weights.")] = Path("bvlc_alexnet.npy"),
+    url: Annotated[str | None, typer.Option(help="Where to fetch them (default: the official location).")] = None,
+    sha256: Annotated[
+        str | None, typer.Option(help="Expected sha256 (default: the published pin of bvlc_alexnet.npy).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds any connect or read may wait.")] = 30.0,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fetch bvlc_alexnet.npy with resume and a timeout; keep it only if its sha256 matches.
+
+    Exit 1 when the transfer was cut or timed out (DEST.part is kept: run again to resume);
+    exit 2 on an HTTP error, a checksum mismatch (nothing is left) or a bad option.
+    """
+    from alexnet_export.download import DEFAULT_URL, DownloadError, check_sha256
+    from alexnet_export.download import download as fetch
+    from converters.spec import PUBLISHED_SHA256
+
+    pin = check_sha256(sha256) if sha256 is not None else PUBLISHED_SHA256
+    source = url or DEFAULT_URL
+    show = not quiet and sys.stderr.isatty()
+    try:
+        if show:
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
+                task = bar.add_task(f"downloading {dest.name}", total=None)
+                result = fetch(
+                    dest, url=source, sha256=pin, timeout=timeout, force=force,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        else:
+            result = fetch(dest, url=source, sha256=pin, timeout=timeout, force=force)
+    except DownloadError as exc:
+        fail(str(exc), code=1)
+    resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
+    which = "the published pin" if pin == PUBLISHED_SHA256 else "--sha256"
+    typer.echo(f"wrote {dest} ({result.size:,} bytes{resumed}; sha256 {result.sha256} matches {which})")
+
+
 DeviceOpt = Annotated[str, typer.Option(help="Rows to run: cpu, gpu or all.")]
 ImagesOpt = Annotated[Path | None, typer.Option(help="A folder of extra images (Caffe preprocessing).")]
 BatchOpt = Annotated[int, typer.Option(help="Seeded synthetic images to run.")]
