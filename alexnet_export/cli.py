@@ -97,6 +97,13 @@ AllowCastOpt = Annotated[
     bool, typer.Option("--allow-cast", help="Convert float64/float16 weights to float32 instead of refusing.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+EmbedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embed-preprocessing",
+        help="Input uint8 RGB [batch,H,W,3]: resize to 227, RGB->BGR and mean subtraction happen in-graph.",
+    ),
+]
 
 
 @app.command()
@@ -144,6 +151,10 @@ def synthesize(
     typer.echo(f"wrote {out}: {weights.parameter_count:,} parameters, {weights.num_classes} classes, seed {seed}")
 
 
+def _embedded(options: Any) -> str:
+    return ", input uint8 RGB with embedded preprocessing" if options.embed_preprocessing else ""
+
+
 def _prepare(weights: Path, outputs: list[Path], *, force: bool, allow_cast: bool, quiet: bool) -> tuple[Any, Any]:
     """The shared start of every export command: refuse existing outputs, read the weights, import TF.
 
@@ -174,6 +185,7 @@ def npy2savedmodel(
     profile: Annotated[
         str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME, as myalexnet_forward).")
     ] = "caffe",
+    embed_preprocessing: EmbedOpt = False,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
@@ -186,9 +198,9 @@ def npy2savedmodel(
     loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet)
     from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
 
-    options = SavedModelOptions(groups=groups, profile=profile)
+    options = SavedModelOptions(groups=groups, profile=profile, embed_preprocessing=embed_preprocessing)
     export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
-    typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile})")
+    typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile}{_embedded(options)})")
 
 
 @app.command()
@@ -202,6 +214,7 @@ def npy2onnx(
     ] = "nhwc",
     groups: Annotated[str, typer.Option(help="Grouped layers: native (Conv group=2), split or dense.")] = "native",
     profile: Annotated[str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME).")] = "caffe",
+    embed_preprocessing: EmbedOpt = False,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
@@ -210,7 +223,9 @@ def npy2onnx(
     from alexnet_export.artifacts import sidecar_manifest_path
     from alexnet_export.exporters.onnx import OnnxOptions, export_onnx
 
-    options = OnnxOptions(opset=opset, layout=layout, groups=groups, profile=profile)
+    options = OnnxOptions(
+        opset=opset, layout=layout, groups=groups, profile=profile, embed_preprocessing=embed_preprocessing
+    )
     options.check()
     outputs = [out, sidecar_manifest_path(out)]
     loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
@@ -218,7 +233,7 @@ def npy2onnx(
     counts = ", ".join(f"{op} {count}" for op, count in summary.nodes.items())
     typer.echo(
         f"wrote {out} (ONNX opset {options.opset}, IR {summary.ir_version}, layout={options.layout}, "
-        f"groups={options.groups}, profile={options.profile})"
+        f"groups={options.groups}, profile={options.profile}{_embedded(options)})"
     )
     typer.echo(f"nodes: {sum(summary.nodes.values())} ({counts})")
 
@@ -237,6 +252,7 @@ def npy2tflite(
     check_images: Annotated[
         int, typer.Option("--check-images", help="Synthetic images for the accuracy profile (0: skip it).")
     ] = 8,
+    embed_preprocessing: EmbedOpt = False,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
@@ -250,13 +266,16 @@ def npy2tflite(
 
     options = TFLiteOptions(
         precision=precision, calibration=None if calibration is None else str(calibration), groups=groups,
-        profile=profile,
+        profile=profile, embed_preprocessing=embed_preprocessing,
     )
     options.check()
     outputs = [out, sidecar_manifest_path(out)]
     loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
     summary = export_tflite(loaded, out, options=options, force=force, progress=progress)
-    typer.echo(f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, groups={options.groups})")
+    typer.echo(
+        f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, groups={options.groups}"
+        f"{_embedded(options)})"
+    )
     if summary.calibration:
         typer.echo(f"calibration: {summary.calibration}")
     if check_images > 0:

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from converters import groups as groups_mod
 from converters.spec import (
+    BGR_MEAN,
     CONV_LAYERS,
     DENSE_LAYERS,
     GROUP_MODES,
@@ -40,6 +41,21 @@ GroupMode = Literal["native", "split", "dense"]
 Tensorish = Any  # tf.Tensor or tf.Variable; TF has no type stubs
 
 INPUT_SIGNATURE = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], tf.float32, name="images")
+RGB_SIGNATURE = tf.TensorSpec([None, None, None, INPUT_CHANNELS], tf.uint8, name="images")
+
+
+def embedded_preprocessing(rgb: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB ``[batch, H, W, 3]`` to the model input, in-graph (``--embed-preprocessing``).
+
+    float32, bilinear resize to 227x227 (half-pixel centres, no antialiasing: the op every runtime
+    has), RGB -> BGR, minus the BGR mean. At 227x227 the resize is the identity, so the result equals
+    :func:`alexnet_export.preprocess.rgb_to_input` exactly; for other sizes it differs from
+    ``preprocess(mode="resize")``, which antialiases with Pillow and rounds to uint8 before the mean.
+    """
+    with tf.name_scope("preprocess"):
+        x = tf.image.resize(tf.cast(rgb, tf.float32), [INPUT_SIZE, INPUT_SIZE], method="bilinear")
+        x = tf.gather(x, [2, 1, 0], axis=3)  # RGB -> BGR
+        return x - tf.constant(BGR_MEAN, tf.float32)
 
 
 def check_options(*, groups: str, profile: str) -> None:
@@ -126,12 +142,18 @@ class AlexNet(tf.Module):
         weights: the canonical weight set.
         groups: how grouped layers are computed: ``native``, ``split`` or ``dense``.
         profile: ``caffe`` (faithful; default) or ``guerzhoy`` (conv1 SAME, as myalexnet_forward).
+        embed_preprocessing: the serving function takes uint8 RGB ``[batch, H, W, 3]`` and
+            preprocesses in-graph (:func:`embedded_preprocessing`); see :meth:`signature`.
 
     """
 
-    def __init__(self, weights: AlexNetWeights, *, groups: str = "native", profile: str = "caffe") -> None:
+    def __init__(
+        self, weights: AlexNetWeights, *, groups: str = "native", profile: str = "caffe",
+        embed_preprocessing: bool = False,
+    ) -> None:
         check_options(groups=groups, profile=profile)
         super().__init__(name="alexnet")
+        self.embed_preprocessing = embed_preprocessing
         self.group_mode = cast(GroupMode, groups)
         self.profile = PROFILES[profile]
         self.num_classes = weights.num_classes
@@ -155,3 +177,13 @@ class AlexNet(tf.Module):
         """The serving signature: ``images`` -> ``logits`` and ``probabilities``."""
         logits = self.logits(images)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
+
+    @tf.function(input_signature=[RGB_SIGNATURE])
+    def serve_rgb(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature with preprocessing: uint8 RGB ``images`` -> ``logits`` and ``probabilities``."""
+        logits = self.logits(embedded_preprocessing(images))
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
+
+    def signature(self) -> Any:
+        """The concrete function to export: :meth:`serve_rgb` with embedded preprocessing, else :meth:`serve`."""
+        return (self.serve_rgb if self.embed_preprocessing else self.serve).get_concrete_function()

@@ -3,7 +3,9 @@
 Images go through :mod:`alexnet_export.preprocess` (Caffe's convention) and then one CPU runner:
 the canonical TF graph for weight files, the artifact's own runtime otherwise (TF for a SavedModel,
 ONNX Runtime for ``.onnx``, LiteRT for ``.tflite``), so the same images give comparable answers
-everywhere. Probabilities are the softmax of the runner's logits, computed in float64.
+everywhere. Probabilities are the softmax of the runner's logits, computed in float64. An artifact
+exported with ``--embed-preprocessing`` gets each picture as decoded (uint8 RGB, its own size) and
+preprocesses it in-graph.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from alexnet_export.labels import top_k
-from alexnet_export.preprocess import preprocess_batch
+from alexnet_export.preprocess import MODES, fit_rgb, load_rgb, rgb_to_input
 from alexnet_export.reference import softmax
+from alexnet_export.verify import embeds_preprocessing
 from converters.errors import InputError
+from converters.spec import check_choice
 
 ARTIFACT_SUFFIXES = (".onnx", ".tflite")
 
@@ -72,9 +76,15 @@ def predict(
     """
     if top < 1:
         raise InputError(f"--top: expected 1 or more classes, received {top}")
-    batch = preprocess_batch(images, mode)  # bad images fail before any model is loaded
+    check_choice("--fit", mode, MODES)
+    pictures = [load_rgb(path) for path in images]  # bad images fail before any model is loaded
     runner, what = model_runner(model, allow_cast=allow_cast)
-    logits = np.asarray(runner.run(batch), dtype=np.float64)
+    if embeds_preprocessing(Path(model)):  # the model resizes itself: each picture as it is, batch 1
+        logits = np.concatenate([runner.run(picture[None]) for picture in pictures]).astype(np.float64)
+        what += ", embedded preprocessing"
+    else:
+        batch = np.stack([rgb_to_input(fit_rgb(picture, mode)) for picture in pictures])
+        logits = np.asarray(runner.run(batch), dtype=np.float64)
     if top > logits.shape[1]:
         raise InputError(f"--top: expected at most {logits.shape[1]} (the model's classes), received {top}")
     probabilities = softmax(logits)

@@ -68,6 +68,15 @@ def rgb_to_input(rgb: np.ndarray) -> np.ndarray:
     return bgr - np.asarray(BGR_MEAN, dtype=np.float32)
 
 
+def input_to_rgb(images: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`rgb_to_input`: model inputs back to uint8 RGB (rounded, clipped to 0..255).
+
+    Feeds artifacts with embedded preprocessing the same pictures as the float ones.
+    """
+    bgr = np.asarray(images, dtype=np.float64) + np.asarray(BGR_MEAN)
+    return np.ascontiguousarray(np.clip(np.rint(bgr), 0, 255).astype(np.uint8)[..., ::-1])
+
+
 def fit_rgb(rgb: np.ndarray, mode: str = "crop") -> np.ndarray:
     """Resize (and crop) an RGB image to 227x227 the way :func:`preprocess` does."""
     if mode not in MODES:

@@ -25,7 +25,7 @@ import numpy as np
 from alexnet_export import __version__
 from alexnet_export.artifacts import MANIFEST_NAME, sidecar_manifest_path, tree_sha256
 from alexnet_export.parity import PRECISIONS, TOLERANCES, Metrics, Tolerance, compare, failures
-from alexnet_export.preprocess import image_files, preprocess_batch, synthetic_images
+from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
 from alexnet_export.reference import forward
 from converters.errors import InputError
 from converters.weights import AlexNetWeights
@@ -182,6 +182,11 @@ class Report:
         }
 
 
+def embeds_preprocessing(path: Path) -> bool:
+    """Whether the artifact takes uint8 RGB images and preprocesses them in-graph (from its manifest)."""
+    return bool(artifact_manifest(path).get("options", {}).get("embed_preprocessing", False))
+
+
 def artifact_precision(path: Path, fmt: str) -> str:
     """The precision recorded in the artifact's manifest; fp32 for SavedModel and ONNX."""
     if fmt != "tflite":
@@ -312,7 +317,16 @@ def verify(
     formats = {path: detect_format(path) for path in paths}
     profiles = {path: artifact_manifest(path).get("options", {}).get("profile", "caffe") for path in paths}
     precisions = {path: artifact_precision(path, fmt) for path, fmt in formats.items()}
-    oracles = {p: forward(weights, inputs.images, profile=p) for p in sorted(set(profiles.values()) | {"caffe"})}
+    oracles: dict[tuple[str, bool], np.ndarray] = {}
+
+    def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """The images to give an artifact (uint8 RGB when it embeds preprocessing) and its oracle logits."""
+        profile = profiles[path] if path is not None else "caffe"
+        embedded = path is not None and embeds_preprocessing(path)
+        images = input_to_rgb(inputs.images) if embedded else inputs.images
+        if (profile, embedded) not in oracles:
+            oracles[profile, embedded] = forward(weights, rgb_to_input(images) if embedded else images, profile=profile)
+        return images, oracles[profile, embedded]
     rows: list[RowResult] = []
 
     def tolerance_for(precision: str) -> Tolerance:
@@ -321,13 +335,13 @@ def verify(
     if include_graph:
         rows += _run_rows(
             partial(graph_rows, weights, tf32=tf32), device, "weights (canonical graph)", "fp32",
-            inputs.images, oracles["caffe"], tolerance_for("fp32"),
+            *feed(None), tolerance_for("fp32"),
         )
     checks: list[WeightCheck] = []
     for path in paths:  # one artifact's runtimes at a time, so only one copy of its weights is loaded
         rows += _run_rows(
             partial(artifact_rows, path, tf32=tf32, reference_kernels=reference_kernels), device,
-            str(path), precisions[path], inputs.images, oracles[profiles[path]], tolerance_for(precisions[path]),
+            str(path), precisions[path], *feed(path), tolerance_for(precisions[path]),
         )
         checks.append(weight_check(path, formats[path], precisions[path], weights))
         gc.collect()
@@ -376,6 +390,11 @@ def accuracy_profile(
     from alexnet_export.runtimes import artifact_rows
 
     images = synthetic_images(count, seed=0)
+    if embeds_preprocessing(Path(path)):
+        images = input_to_rgb(images)
+        expected = forward(weights, rgb_to_input(images), profile=profile)
+    else:
+        expected = forward(weights, images, profile=profile)
     runner = artifact_rows(path)[0]
-    row = _row(str(path), precision, runner, images, forward(weights, images, profile=profile), TOLERANCES[precision])
+    row = _row(str(path), precision, runner, images, expected, TOLERANCES[precision])
     return AccuracyProfile(row, Path(path).stat().st_size)

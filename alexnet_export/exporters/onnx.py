@@ -49,6 +49,10 @@ BATCH_DIM = "batch"
 PREPROCESSING = (
     f"{INPUT_SIZE}x{INPUT_SIZE} BGR, 0-255 minus the mean (B, G, R) = {BGR_MEAN}, float32"
 )
+EMBEDDED_PREPROCESSING = (
+    "embedded: input uint8 RGB [batch, H, W, 3]; in-graph bilinear resize to 227x227 (half-pixel, no antialias), "
+    f"RGB->BGR, minus the mean (B, G, R) = {BGR_MEAN}"
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class OnnxOptions:
         layout: ``nhwc`` (input [batch, 227, 227, 3], as the contract) or ``nchw`` ([batch, 3, 227, 227]).
         groups: grouped-layer mode: ``native`` (Conv group=2), ``split`` or ``dense``.
         profile: ``caffe`` or ``guerzhoy``.
+        embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph (layout nhwc only).
 
     """
 
@@ -67,6 +72,7 @@ class OnnxOptions:
     layout: str = "nhwc"
     groups: str = "native"
     profile: str = "caffe"
+    embed_preprocessing: bool = False
 
     def check(self) -> None:
         """Refuse unknown values, naming the option.
@@ -80,6 +86,11 @@ class OnnxOptions:
         check_choice("--profile", self.profile, tuple(PROFILES))
         if not MIN_OPSET <= self.opset <= NEWEST_OPSET:
             raise InputError(f"--opset: expected {MIN_OPSET}..{NEWEST_OPSET}, received {self.opset}")
+        if self.embed_preprocessing and self.layout != "nhwc":
+            raise InputError(
+                "--embed-preprocessing: expected --layout nhwc (images are uint8 RGB [batch, H, W, 3]), "
+                f"received --layout {self.layout}"
+            )
 
 
 def _placeholder(name: str) -> str:
@@ -94,9 +105,9 @@ def convert_structure(weights: AlexNetWeights, options: OnnxOptions) -> onnx.Mod
     import tensorflow as tf
     import tf2onnx
 
-    from alexnet_export.graph import INPUT_SIGNATURE, forward
+    from alexnet_export.graph import INPUT_SIGNATURE, RGB_SIGNATURE, embedded_preprocessing, forward
 
-    specs = [INPUT_SIGNATURE]
+    specs = [RGB_SIGNATURE if options.embed_preprocessing else INPUT_SIGNATURE]
     for name, layer in weights.layers.items():
         specs.append(tf.TensorSpec(layer.kernel.shape, tf.float32, name=_placeholder(f"{name}/kernel")))
         specs.append(tf.TensorSpec(layer.bias.shape, tf.float32, name=_placeholder(f"{name}/bias")))
@@ -105,6 +116,8 @@ def convert_structure(weights: AlexNetWeights, options: OnnxOptions) -> onnx.Mod
     @tf.function(input_signature=specs)
     def structure(images: tf.Tensor, *tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         params = {name: (tensors[2 * i], tensors[2 * i + 1]) for i, name in enumerate(LAYER_NAMES)}
+        if options.embed_preprocessing:
+            images = embedded_preprocessing(images)
         logits = forward(images, params, groups="native", conv1_same=conv1_same)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
 
@@ -241,9 +254,13 @@ def _split_conv(
         del graph.arrays[tensor]
 
 
-def _rename(graph: _Graph, outputs: tuple[str, ...]) -> None:
-    """Name nodes and tensors after the layers, in graph order; graph inputs and outputs keep theirs."""
-    layer = "images"
+def _rename(graph: _Graph, outputs: tuple[str, ...], first: str = "images") -> None:
+    """Name nodes and tensors after the layers, in graph order; graph inputs and outputs keep theirs.
+
+    Nodes before conv1 are named after ``first``; a repeated name gets ``_2``, ``_3``, ...
+    """
+    layer = first
+    used: dict[str, int] = {}
     for node in graph.nodes:
         if node.name in graph.final:
             layer, name = node.name.split("/", 1)[0], node.name
@@ -256,6 +273,9 @@ def _rename(graph: _Graph, outputs: tuple[str, ...]) -> None:
             name = "probabilities"
         else:
             name = f"{layer}/{node.op_type.lower()}"
+        used[name] = used.get(name, 0) + 1
+        if used[name] > 1:
+            name = f"{name}_{used[name]}"
         node.name = name
         for index, tensor in enumerate(list(node.output)):
             if tensor not in outputs:
@@ -264,13 +284,14 @@ def _rename(graph: _Graph, outputs: tuple[str, ...]) -> None:
 
 def _finish(graph: _Graph, weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
     """A fresh ModelProto of the rewritten graph without initializers: named batch axis, metadata."""
-    spatial: list[str | int] = [INPUT_SIZE, INPUT_SIZE]
+    spatial: list[str | int] = ["height", "width"] if options.embed_preprocessing else [INPUT_SIZE, INPUT_SIZE]
     shape = [BATCH_DIM, INPUT_CHANNELS, *spatial] if options.layout == "nchw" else [BATCH_DIM, *spatial, INPUT_CHANNELS]
     outputs: list[str | int] = [BATCH_DIM, weights.num_classes]
+    dtype = TensorProto.UINT8 if options.embed_preprocessing else TensorProto.FLOAT
     new_graph = helper.make_graph(
         graph.nodes,
         "alexnet",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("images", dtype, shape)],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, outputs) for name in ("logits", "probabilities")],
     )
     opsets = [helper.make_opsetid("", options.opset)]
@@ -342,7 +363,7 @@ def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
         "alexnet_export.groups": options.groups,
         "alexnet_export.profile": options.profile,
         "alexnet_export.num_classes": str(weights.num_classes),
-        "alexnet_export.preprocessing": PREPROCESSING,
+        "alexnet_export.preprocessing": EMBEDDED_PREPROCESSING if options.embed_preprocessing else PREPROCESSING,
         "alexnet_export.weight_layout": (
             "conv kernels OIHW (grouped: O x I/G x H x W); fc kernels (in, out) for Gemm; fc6 rows "
             + ("(c, h, w)" if options.layout == "nchw" else "(h, w, c)")
@@ -380,7 +401,7 @@ def build(
         _drop_flatten_transpose(graph, "fc6/kernel")
     _fuse_gemm(graph)
     _apply_group_mode(graph, options.groups)
-    _rename(graph, ("logits", "probabilities"))
+    _rename(graph, ("logits", "probabilities"), first="preprocess" if options.embed_preprocessing else "images")
     used = {name for node in graph.nodes for name in node.input}
     return _finish(graph, weights, options), {name: a for name, a in graph.arrays.items() if name in used}
 

@@ -24,16 +24,18 @@ class SavedModelOptions:
     Attributes:
         groups: grouped-layer mode (``native``, ``split`` or ``dense``).
         profile: ``caffe`` or ``guerzhoy``.
+        embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph.
 
     """
 
     groups: str = "native"
     profile: str = "caffe"
+    embed_preprocessing: bool = False
 
 
 def save_module(module: AlexNet, path: Path) -> None:
     """Save ``module`` as a SavedModel at ``path`` with the contract's serving signature."""
-    signature = module.serve.get_concrete_function()
+    signature = module.signature()
     tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: signature})
 
 
@@ -43,7 +45,9 @@ def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOpt
     The module and its variables are dropped before returning, so a caller that goes on (the TFLite
     converter) does not hold a second copy of the weights.
     """
-    module = AlexNet(weights, groups=options.groups, profile=options.profile)
+    module = AlexNet(
+        weights, groups=options.groups, profile=options.profile, embed_preprocessing=options.embed_preprocessing
+    )
     save_module(module, path)
     del module
 

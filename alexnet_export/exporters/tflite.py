@@ -30,7 +30,7 @@ import numpy as np
 
 from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
 from alexnet_export.parity import PRECISIONS
-from alexnet_export.preprocess import image_files, preprocess_batch, synthetic_images
+from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, synthetic_images
 from alexnet_export.progress import QUIET, Progress
 from alexnet_export.quiet import fds_silenced
 from converters.errors import InputError
@@ -51,6 +51,7 @@ class TFLiteOptions:
         calibration: folder of images for ``int8`` (default: seeded synthetic images).
         groups: grouped-layer mode (``native``, ``split`` or ``dense``).
         profile: ``caffe`` or ``guerzhoy``.
+        embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph.
 
     """
 
@@ -58,6 +59,7 @@ class TFLiteOptions:
     calibration: str | None = None
     groups: str = "native"
     profile: str = "caffe"
+    embed_preprocessing: bool = False
 
     def check(self) -> None:
         """Refuse unknown values and a calibration folder without ``int8``, naming the option.
@@ -145,7 +147,10 @@ def convert(
 
         with tempfile.TemporaryDirectory(prefix="alexnet-export-tflite-") as tmp:
             folder = Path(tmp) / "savedmodel"
-            write_savedmodel(weights, folder, SavedModelOptions(groups=options.groups, profile=options.profile))
+            graph_options = SavedModelOptions(
+                groups=options.groups, profile=options.profile, embed_preprocessing=options.embed_preprocessing
+            )
+            write_savedmodel(weights, folder, graph_options)
             return convert(weights, options, calibration, savedmodel=folder)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=[SIGNATURE_KEY])
     if options.precision != "fp32":
@@ -154,6 +159,8 @@ def convert(
         converter.target_spec.supported_types = [tf.float16]
     if options.precision == "int8":
         images = (calibration or load_calibration(options.calibration)).images
+        if options.embed_preprocessing:
+            images = input_to_rgb(images)
         converter.representative_dataset = lambda: _representative(images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     with fds_silenced(1, 2):  # the MLIR converter logs to both fds
