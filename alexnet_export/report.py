@@ -67,6 +67,12 @@ def print_verify(report: Any, *, console: Console | None = None) -> None:
     for check in report.weights:
         detail = f": {', '.join(check.mismatches)}" if check.mismatches else ""
         console.print(f"weights {check.status}: {check.artifact}{detail}", highlight=False)
+    for entry in report.image_top5:
+        best = entry["predictions"][0]
+        console.print(
+            f"oracle top-1 for {entry['source']}: {best['label']} ({best['index']}, p={best['probability']:.3f})",
+            highlight=False,
+        )
     for problem in report.problems:
         console.print(f"[bold red]FAIL[/] {problem}", highlight=False)
     verified = sum(row.status != "not verified" for row in report.rows)

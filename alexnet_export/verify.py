@@ -24,9 +24,10 @@ import numpy as np
 
 from alexnet_export import __version__
 from alexnet_export.artifacts import MANIFEST_NAME, sidecar_manifest_path, tree_sha256
+from alexnet_export.labels import top_k as top_k_classes
 from alexnet_export.parity import PRECISIONS, TOLERANCES, Metrics, Tolerance, compare, failures
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
-from alexnet_export.reference import forward
+from alexnet_export.reference import forward, softmax
 from converters.errors import InputError
 from converters.weights import AlexNetWeights
 
@@ -139,6 +140,7 @@ class Report:
     environment: dict[str, Any]
     source: dict[str, str]
     require_gpu: bool = False
+    image_top5: tuple[dict[str, Any], ...] = ()
 
     @property
     def problems(self) -> list[str]:
@@ -175,6 +177,7 @@ class Report:
                 "count": int(self.inputs.images.shape[0]),
                 "sha256": self.inputs.sha256,
                 "sources": list(self.inputs.sources),
+                "image_top5": list(self.image_top5),
             },
             "artifacts": self.artifacts,
             "rows": [row.to_json() for row in self.rows],
@@ -346,6 +349,12 @@ def verify(
         checks.append(weight_check(path, formats[path], precisions[path], weights))
         gc.collect()
     source = weights.source
+    pictures = [s for s in inputs.sources if s.startswith(("fixtures: ", "--images: "))]
+    probabilities = softmax(feed(None)[1][len(inputs.images) - len(pictures) :])
+    image_top5 = tuple(
+        {"source": name, "predictions": top_k_classes(p, min(5, p.shape[0]))}
+        for name, p in zip(pictures, probabilities, strict=True)
+    )
     return Report(
         rows=tuple(rows),
         weights=tuple(checks),
@@ -354,6 +363,7 @@ def verify(
         environment=environment(tf32, rows),
         source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
         require_gpu=require_gpu,
+        image_top5=image_top5,
     )
 
 

@@ -83,6 +83,9 @@ def test_export_writes_everything_and_passes(exported) -> None:
     jsonschema.validate(content, SCHEMA)
     assert content["passed"] is True and content["inputs"]["count"] == 4 + len(FIXTURES)
     assert content["inputs"]["sources"][1:] == [f"fixtures: {path.name}" for path in FIXTURES]
+    top5 = content["inputs"]["image_top5"]
+    assert [entry["source"] for entry in top5] == [f"fixtures: {path.name}" for path in FIXTURES]
+    assert all(p["label"] == f"class {p['index']}" for entry in top5 for p in entry["predictions"])  # 17 classes
     manifest = json.loads((out / "alexnet-export.json").read_text())
     assert manifest["artifacts"] == ["savedmodel", "alexnet.onnx", "alexnet_fp32.tflite", "alexnet_int8.tflite"]
     assert "report.json" in manifest["files"] and manifest["passed"] is True

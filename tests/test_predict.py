@@ -123,3 +123,16 @@ def test_bad_input_gets_one_line_and_exit_2(cli, tmp_path: Path, models: dict[st
         result = cli("predict", *args)
         assert result.exit_code == 2, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(message), result.stderr
+
+
+def test_verify_reports_the_oracle_top5_with_imagenet_labels(cli, tmp_path: Path, models: dict[str, Path]) -> None:
+    result = cli("verify", models["onnx"], "--weights", models["npy"], "--batch", "1", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    top5 = json.loads((tmp_path / "r.json").read_text())["inputs"]["image_top5"]
+    assert [entry["source"] for entry in top5] == [f"fixtures: {path.name}" for path in SAMPLES]
+    predicted = json.loads(cli("predict", models["npy"], *SAMPLES, "--json").stdout)
+    for entry, answer in zip(top5, predicted, strict=True):
+        assert [p["index"] for p in entry["predictions"]] == [p["index"] for p in answer["predictions"]]
+        assert all(p["label"] == imagenet_classes()[p["index"]].label for p in entry["predictions"])
+    first = top5[0]["predictions"][0]
+    assert f"oracle top-1 for fixtures: {SAMPLES[0].name}: {first['label']} ({first['index']}," in result.stdout

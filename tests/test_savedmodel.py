@@ -60,7 +60,7 @@ def test_manifest_records_provenance(tmp_path: Path, small_npy: Path) -> None:
     weights = read_weights(small_npy)
     model_dir = export_savedmodel(weights, tmp_path / "sm", options=SavedModelOptions(groups="dense"))
     manifest = json.loads((model_dir / MANIFEST_NAME).read_text())
-    assert manifest["format"] == "savedmodel" and manifest["options"] == {"groups": "dense", "profile": "caffe"}
+    assert manifest["format"] == "savedmodel" and manifest["options"] == {"groups": "dense", "profile": "caffe", "embed_preprocessing": False}
     assert manifest["source"]["sha256"] == file_sha256(small_npy)
     assert manifest["versions"]["tensorflow"] == tf.__version__
     assert manifest["model"] == {"num_classes": 17, "parameters": weights.parameter_count}
