@@ -496,6 +496,10 @@ def verify(
     max_rel: Annotated[
         float | None, typer.Option(help="Override every precision's max_rel tolerance (relative to max |logit|).")
     ] = None,
+    atol: Annotated[
+        float | None, typer.Option(help="Also require |actual - oracle| <= atol + rtol*|oracle| for every logit.")
+    ] = None,
+    rtol: Annotated[float | None, typer.Option(help="The rtol of that element-wise check (default 0).")] = None,
     json_out: JsonOpt = None,
     markdown: MarkdownOpt = None,
     tf32: Tf32Opt = False,
@@ -510,7 +514,7 @@ def verify(
     """
     from converters import read_weights
 
-    _check_verify_options(device=device, batch=batch, max_rel=max_rel)
+    _check_verify_options(device=device, batch=batch, max_rel=max_rel, atol=atol, rtol=rtol)
     paths = _expand_artifacts(artifacts)
     loaded = read_weights(weights)
     import_tensorflow()
@@ -520,13 +524,15 @@ def verify(
     inputs = make_inputs(count=batch, seed=seed, images_dir=images)
     report = run_verify(
         paths, loaded, inputs=inputs, device=device, tf32=tf32, require_gpu=require_gpu,
-        tolerance=None if max_rel is None else {"max_rel": max_rel}, reference_kernels=reference_kernels,
+        tolerance=_tolerance_overrides(max_rel=max_rel, atol=atol, rtol=rtol), reference_kernels=reference_kernels,
     )
     _write_reports(report, json_out, markdown)
     raise typer.Exit(report.exit_code)
 
 
-def _check_verify_options(*, device: str, batch: int, max_rel: float | None) -> None:
+def _check_verify_options(
+    *, device: str, batch: int, max_rel: float | None, atol: float | None = None, rtol: float | None = None
+) -> None:
     from converters.errors import InputError
     from converters.spec import check_choice
 
@@ -535,6 +541,15 @@ def _check_verify_options(*, device: str, batch: int, max_rel: float | None) -> 
         raise InputError(f"--batch: expected 0 or more images, received {batch}")
     if max_rel is not None and not max_rel > 0:
         raise InputError(f"--max-rel: expected a positive number, received {max_rel}")
+    for option, value in (("--atol", atol), ("--rtol", rtol)):
+        if value is not None and not value >= 0:
+            raise InputError(f"{option}: expected a number >= 0, received {value}")
+
+
+def _tolerance_overrides(*, max_rel: float | None, atol: float | None, rtol: float | None) -> dict[str, float] | None:
+    """The CLI's tolerance options as overrides of every precision's profile (``None``: the profiles)."""
+    given = {"max_rel": max_rel, "atol": atol, "rtol": rtol}
+    return {key: value for key, value in given.items() if value is not None} or None
 
 
 def _expand_artifacts(paths: list[Path]) -> list[Path]:

@@ -25,7 +25,15 @@ import numpy as np
 from alexnet_export import __version__
 from alexnet_export.artifacts import MANIFEST_NAME, sidecar_manifest_path, tree_sha256
 from alexnet_export.labels import top_k as top_k_classes
-from alexnet_export.parity import PRECISIONS, TOLERANCES, Metrics, Tolerance, compare, failures
+from alexnet_export.parity import (
+    PRECISIONS,
+    TOLERANCES,
+    Metrics,
+    Tolerance,
+    allclose_failures,
+    compare,
+    failures,
+)
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
 from alexnet_export.reference import forward, softmax
 from converters.errors import InputError
@@ -235,7 +243,7 @@ def _row(
     except Exception as exc:  # a runtime that fails is a failed row, reported with the rest
         return replace(row, status="failed", failures=(f"run failed: {exc}",), details=runner.details)
     metrics = compare(actual, expected)
-    missed = tuple(failures(metrics, tolerance, expected.shape))
+    missed = tuple(failures(metrics, tolerance, expected.shape) + allclose_failures(actual, expected, tolerance))
     status = "failed" if missed else "passed"
     return replace(row, status=status, metrics=metrics, tolerance=tolerance, failures=missed, details=runner.details)
 

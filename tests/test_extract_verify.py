@@ -254,9 +254,11 @@ def test_tflite_without_its_manifest_has_no_known_precision(cli, exported, tmp_p
     [
         (["--batch", "-1"], "error: --batch: expected 0 or more images, received -1"),
         (["--max-rel", "0"], "error: --max-rel: expected a positive number, received 0.0"),
+        (["--atol", "-1"], "error: --atol: expected a number >= 0, received -1.0"),
+        (["--rtol", "nan"], "error: --rtol: expected a number >= 0, received nan"),
         (["--images", "/nonexistent"], "error: /nonexistent: expected a folder of images, received nothing"),
     ],
-    ids=["negative-batch", "zero-max-rel", "missing-images"],
+    ids=["negative-batch", "zero-max-rel", "negative-atol", "nan-rtol", "missing-images"],
 )
 def test_cli_verify_bad_options(cli, exported, tmp_path: Path, small_npy: Path, args, message) -> None:
     out, _ = exported
@@ -274,3 +276,15 @@ def test_cli_export_refuses_unknown_precisions_and_existing_folders(cli, tmp_pat
     result = cli("export", small_npy, tmp_path / "out")
     assert result.exit_code == 2 and "output already exists; pass --force" in result.output
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cli_atol_rtol_add_an_elementwise_check(cli, exported, tmp_path: Path, small_npy: Path) -> None:
+    out, _ = exported
+    loose = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--atol", "1e-3", "--rtol", "1e-3",
+                "--json", tmp_path / "r.json")
+    assert loose.exit_code == 0, loose.output
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert all(row["tolerance"]["atol"] == 1e-3 and row["tolerance"]["rtol"] == 1e-3 for row in rows if row["tolerance"])
+    strict = cli("verify", out / "alexnet.onnx", "--weights", small_npy, "--atol", "1e-12")
+    assert strict.exit_code == 1
+    assert "allclose(atol=1e-12, rtol=0) fails at" in strict.stdout and "(passes with atol >= " in strict.stdout

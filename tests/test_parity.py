@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alexnet_export.parity import TOLERANCES, compare, failures, top_k
+from alexnet_export.parity import TOLERANCES, Tolerance, allclose_failures, compare, failures, top_k
 
 
 def test_compare_figures_by_hand() -> None:
@@ -28,3 +28,18 @@ def test_nan_and_shape_are_failures() -> None:
     assert m.to_json()["max_abs"] is None
     m = compare(np.zeros((1, 3)), np.zeros((1, 2)))
     assert failures(m, TOLERANCES["fp32"], (1, 2)) == ["shape (1, 3), expected (1, 2)"]
+
+
+def test_allclose_is_off_by_default_and_names_the_atol_that_would_pass() -> None:
+    expected = np.array([[10.0, -2.0, 0.0]])
+    actual = expected + np.array([[0.5, 0.01, 0.001]])
+    assert allclose_failures(actual, expected, TOLERANCES["fp32"]) == []
+    tolerance = Tolerance(1.0, 0.0, 0.0, 0.0, atol=0.01, rtol=0.01)
+    # excess over rtol*|e|: 0.5 - 0.1 = 0.4, 0.01 - 0.02 < 0, 0.001 - 0 = 0.001
+    assert allclose_failures(actual, expected, tolerance) == [
+        "allclose(atol=0.01, rtol=0.01) fails at 1 of 3 values (passes with atol >= 0.4)"
+    ]
+    assert allclose_failures(actual, expected, Tolerance(1.0, 0.0, 0.0, 0.0, atol=0.4)) == [
+        "allclose(atol=0.4, rtol=0) fails at 1 of 3 values (passes with atol >= 0.5)"
+    ]
+    assert allclose_failures(actual, expected, Tolerance(1.0, 0.0, 0.0, 0.0, atol=0.5)) == []
