@@ -183,3 +183,10 @@ def test_the_default_pin_is_the_published_one() -> None:
     from converters.spec import PUBLISHED_SHA256
 
     assert inspect.signature(download).parameters["sha256"].default == PUBLISHED_SHA256
+
+
+def test_progress_is_reported_up_to_the_total(server: Server, tmp_path: Path) -> None:
+    seen: list[tuple[int, int | None]] = []
+    download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
