@@ -104,3 +104,26 @@ def file_artifact(
 def write_manifest(path: Path, content: Mapping[str, Any]) -> None:
     """Write a manifest as indented, key-sorted JSON."""
     path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+
+
+def artifact_manifest(path: Path) -> dict[str, Any]:
+    """The manifest written beside (or inside) an artifact, or ``{}`` when there is none."""
+    candidate = path / MANIFEST_NAME if path.is_dir() else sidecar_manifest_path(path)
+    if not candidate.is_file():
+        return {}
+    try:
+        loaded = json.loads(candidate.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def artifact_options(path: Path) -> dict[str, Any]:
+    """The export options recorded in the artifact's manifest (``{}`` without one)."""
+    options = artifact_manifest(path).get("options", {})
+    return options if isinstance(options, dict) else {}
+
+
+def embeds_preprocessing(path: Path) -> bool:
+    """Whether the artifact takes uint8 RGB images and preprocesses them in-graph (from its manifest)."""
+    return bool(artifact_options(path).get("embed_preprocessing", False))

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -298,13 +299,9 @@ def npy2h5(
 ) -> None:
     """Convert weights to self-describing HDF5 (no pickle; a sha256 per tensor)."""
     from converters import read_weights
-    from converters.atomic import check_output
     from converters.hdf5 import write_h5
 
-    check_output(out, force=force)
-    loaded = read_weights(weights, allow_cast=allow_cast)
-    write_h5(loaded, out, force=force)
-    typer.echo(f"wrote {out} (HDF5, {loaded.parameter_count:,} parameters)")
+    _convert_weights(weights, out, partial(read_weights, allow_cast=allow_cast), write_h5, "HDF5", force=force)
 
 
 @app.command()
@@ -316,13 +313,21 @@ def h52npy(
 ) -> None:
     """Convert HDF5 weights back to the legacy bvlc_alexnet.npy layout (checksums verified first)."""
     from converters import write_npy
-    from converters.atomic import check_output
     from converters.hdf5 import read_h5
 
+    _convert_weights(weights, out, read_h5, write_npy, "bvlc .npy layout", force=force)
+
+
+def _convert_weights(
+    source: Path, out: Path, read: Callable[[Path], Any], write: Callable[..., None], what: str, *, force: bool
+) -> None:
+    """The weight-file conversions: refuse an existing ``out`` first, read, write atomically, say what was written."""
+    from converters.atomic import check_output
+
     check_output(out, force=force)
-    loaded = read_h5(weights)
-    write_npy(loaded, out, force=force)
-    typer.echo(f"wrote {out} (bvlc .npy layout, {loaded.parameter_count:,} parameters)")
+    loaded = read(source)
+    write(loaded, out, force=force)
+    typer.echo(f"wrote {out} ({what}, {loaded.parameter_count:,} parameters)")
 
 
 @app.command()
@@ -385,14 +390,11 @@ def npy2keras(
     In Python: ``model = build_model(weights, load=False); model.load_weights(OUT)``.
     """
     from converters import read_weights
-    from converters.errors import InputError
+    from converters.hdf5 import check_keras_name
 
-    if not out.name.endswith(".weights.h5"):
-        raise InputError(f"{out}: expected a file name ending in .weights.h5 (Keras' rule), received {out.name}")
-    _check_weights_output(out, force=force)
-    loaded = read_weights(weights, allow_cast=allow_cast)
-    _write_weights(loaded, out, force=force)
-    typer.echo(f"wrote {out} (Keras 3 weights, layers conv1..fc8, {loaded.parameter_count:,} parameters)")
+    check_keras_name(out)
+    read = partial(read_weights, allow_cast=allow_cast)
+    _convert_weights(weights, out, read, _write_weights, "Keras 3 weights, layers conv1..fc8", force=force)
 
 
 @app.command()
@@ -408,15 +410,11 @@ def predict(
     allow_cast: AllowCastOpt = False,
 ) -> None:
     """The top ImageNet classes of each image, with Caffe preprocessing, from weights or any artifact."""
-    from converters.spec import check_choice
-
-    check_choice("--fit", fit, ("crop", "resize"))
-    from converters.errors import InputError
-
-    if top < 1:
-        raise InputError(f"--top: expected 1 or more classes, received {top}")
-    import_tensorflow()
+    from alexnet_export.predict import check_options
     from alexnet_export.predict import predict as run_predict
+
+    check_options(top=top, mode=fit)
+    import_tensorflow()
 
     predictions, what = run_predict(model, images, top=top, mode=fit, allow_cast=allow_cast)
     if as_json:

@@ -21,6 +21,7 @@ from typing import Any
 import keras
 
 from converters.atomic import atomic_output
+from converters.hdf5 import KERAS_SUFFIX, check_keras_name
 from converters.spec import CONV_LAYERS, DENSE_LAYERS, INPUT_CHANNELS, INPUT_SIZE, LRN, POOL_SIZE, POOL_STRIDE, PROFILES
 from converters.weights import AlexNetWeights
 
@@ -97,14 +98,11 @@ def write_keras_weights(
         OutputExistsError: ``out`` exists and ``force`` is false.
 
     """
-    from converters.errors import InputError
-
     out = Path(out)
-    if not out.name.endswith(".weights.h5"):
-        raise InputError(f"{out}: expected a file name ending in .weights.h5 (Keras' rule), received {out.name}")
+    check_keras_name(out)
     model = build_model(weights, profile=profile)
     with atomic_output(out, force=force) as tmp:
-        staging = tmp.with_name(tmp.name + ".weights.h5")  # Keras checks the suffix of the name it writes
+        staging = tmp.with_name(tmp.name + KERAS_SUFFIX)  # Keras checks the suffix of the name it writes
         try:
             model.save_weights(staging)
             os.replace(staging, tmp)

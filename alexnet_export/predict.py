@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from alexnet_export.artifacts import embeds_preprocessing
 from alexnet_export.labels import top_k
 from alexnet_export.preprocess import MODES, fit_rgb, load_rgb, rgb_to_input
 from alexnet_export.reference import softmax
-from alexnet_export.verify import embeds_preprocessing
 from converters.errors import InputError
 from converters.spec import check_choice
 
@@ -57,6 +57,18 @@ def model_runner(model: str | os.PathLike[str], *, allow_cast: bool = False) -> 
     return runner, f"{what} on {runner.runtime}"
 
 
+def check_options(*, top: int, mode: str) -> None:
+    """Refuse ``top`` below 1 and an unknown ``mode``, naming the CLI option (before any model loads).
+
+    Raises:
+        InputError: a bad value.
+
+    """
+    if top < 1:
+        raise InputError(f"--top: expected 1 or more classes, received {top}")
+    check_choice("--fit", mode, MODES)
+
+
 def predict(
     model: str | os.PathLike[str],
     images: Sequence[str | os.PathLike[str]],
@@ -74,9 +86,7 @@ def predict(
         InputError: an unreadable image, a bad model, or ``top`` outside 1..classes.
 
     """
-    if top < 1:
-        raise InputError(f"--top: expected 1 or more classes, received {top}")
-    check_choice("--fit", mode, MODES)
+    check_options(top=top, mode=mode)
     pictures = [load_rgb(path) for path in images]  # bad images fail before any model is loaded
     runner, what = model_runner(model, allow_cast=allow_cast)
     if embeds_preprocessing(Path(model)):  # the model resizes itself: each picture as it is, batch 1

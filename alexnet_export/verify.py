@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from alexnet_export import __version__
-from alexnet_export.artifacts import MANIFEST_NAME, sidecar_manifest_path, tree_sha256
+from alexnet_export.artifacts import artifact_options, embeds_preprocessing, sidecar_manifest_path, tree_sha256
 from alexnet_export.labels import top_k as top_k_classes
 from alexnet_export.parity import (
     PRECISIONS,
@@ -77,18 +76,6 @@ def make_inputs(*, count: int = 8, seed: int = 0, images_dir: Path | None = None
     if not parts:
         raise InputError("--batch: expected at least one image, received 0 synthetic images and no folder")
     return Inputs(np.concatenate(parts).astype(np.float32, copy=False), tuple(sources))
-
-
-def artifact_manifest(path: Path) -> dict[str, Any]:
-    """The manifest written beside (or inside) an artifact, or ``{}`` when there is none."""
-    candidate = path / MANIFEST_NAME if path.is_dir() else sidecar_manifest_path(path)
-    if not candidate.is_file():
-        return {}
-    try:
-        loaded = json.loads(candidate.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -193,16 +180,11 @@ class Report:
         }
 
 
-def embeds_preprocessing(path: Path) -> bool:
-    """Whether the artifact takes uint8 RGB images and preprocesses them in-graph (from its manifest)."""
-    return bool(artifact_manifest(path).get("options", {}).get("embed_preprocessing", False))
-
-
 def artifact_precision(path: Path, fmt: str) -> str:
     """The precision recorded in the artifact's manifest; fp32 for SavedModel and ONNX."""
     if fmt != "tflite":
         return "fp32"
-    precision = artifact_manifest(path).get("options", {}).get("precision")
+    precision = artifact_options(path).get("precision")
     if precision not in PRECISIONS:
         raise InputError(
             f"{path}: expected a manifest naming the precision beside it ({sidecar_manifest_path(path).name}), "
@@ -326,18 +308,21 @@ def verify(
     from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows
 
     formats = {path: detect_format(path) for path in paths}
-    profiles = {path: artifact_manifest(path).get("options", {}).get("profile", "caffe") for path in paths}
+    options = {path: artifact_options(path) for path in paths}
     precisions = {path: artifact_precision(path, fmt) for path, fmt in formats.items()}
+    fed = {False: inputs.images}  # what each kind of artifact is given, made once
     oracles: dict[tuple[str, bool], np.ndarray] = {}
 
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """The images to give an artifact (uint8 RGB when it embeds preprocessing) and its oracle logits."""
-        profile = profiles[path] if path is not None else "caffe"
-        embedded = path is not None and embeds_preprocessing(path)
-        images = input_to_rgb(inputs.images) if embedded else inputs.images
+        profile = options[path].get("profile", "caffe") if path is not None else "caffe"
+        embedded = path is not None and bool(options[path].get("embed_preprocessing", False))
+        if embedded not in fed:
+            fed[embedded] = input_to_rgb(inputs.images)
         if (profile, embedded) not in oracles:
-            oracles[profile, embedded] = forward(weights, rgb_to_input(images) if embedded else images, profile=profile)
-        return images, oracles[profile, embedded]
+            model_input = rgb_to_input(fed[embedded]) if embedded else fed[embedded]
+            oracles[profile, embedded] = forward(weights, model_input, profile=profile)
+        return fed[embedded], oracles[profile, embedded]
     rows: list[RowResult] = []
 
     def tolerance_for(precision: str) -> Tolerance:

@@ -23,13 +23,25 @@ import h5py
 import numpy as np
 
 from converters.atomic import atomic_output
-from converters.errors import WeightsError
+from converters.errors import InputError, WeightsError
 from converters.spec import LAYER_NAMES
 from converters.weights import AlexNetWeights, Source, build_weights, check_layer_names, file_sha256, groups_of
 
+KERAS_SUFFIX = ".weights.h5"
 FORMAT = "alexnet-export-weights"
 FORMAT_VERSION = 1
 LAYOUT = "conv HWIO grouped (kh, kw, C_in/G, C_out); fc (in, out); fc6 rows (h, w, c)"
+
+
+def check_keras_name(path: Path) -> None:
+    """Refuse a Keras weights path whose name does not end in ``.weights.h5`` (Keras' own rule).
+
+    Raises:
+        InputError: another name.
+
+    """
+    if not path.name.endswith(KERAS_SUFFIX):
+        raise InputError(f"{path}: expected a file name ending in {KERAS_SUFFIX} (Keras' rule), received {path.name}")
 
 
 def _digest(array: np.ndarray) -> str:

@@ -41,6 +41,13 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Range")
         if header and server.mode != "no-range":
             start = int(header.removeprefix("bytes=").rstrip("-"))
+            if server.mode == "wrong-range":  # claims to resume somewhere else
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes 0-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+                self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.end_headers()
+                self.wfile.write(PAYLOAD)
+                return
             if start >= len(PAYLOAD):
                 self.send_error(416, "Range Not Satisfiable")
                 return
@@ -171,6 +178,7 @@ def test_cli_exit_codes_and_lines(cli, server: Server, tmp_path: Path) -> None:
         result = cli("download", tmp_path / "other.npy", *args)
         assert result.exit_code == code and result.stderr.startswith(message), result.output
         assert len(result.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npy"]  # nothing half-written
     server.mode = "slow"
     slow = cli("download", tmp_path / "other.npy", "--url", url(server), "--sha256", DIGEST, "--timeout", "0.5")
     assert slow.exit_code == 1 and "run again to resume" in slow.stderr
@@ -190,3 +198,18 @@ def test_progress_is_reported_up_to_the_total(server: Server, tmp_path: Path) ->
     download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_folder_as_destination_is_refused(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(InputError, match=r"/dir: expected a file path to write, received a folder"):
+        download(tmp_path / "dir", url=url(server), sha256=DIGEST, force=True)
+    assert list((tmp_path / "dir").iterdir()) == [] and server.ranges == []
+
+
+def test_a_resume_answered_with_another_range_keeps_the_part_file(server: Server, tmp_path: Path) -> None:
+    part_path(tmp_path / "w.npy").write_bytes(PAYLOAD[:1000])
+    server.mode = "wrong-range"
+    with pytest.raises(DownloadError, match=r"answered a resume with a different range; run again"):
+        download(tmp_path / "w.npy", url=url(server), sha256=DIGEST)
+    assert part_path(tmp_path / "w.npy").read_bytes() == PAYLOAD[:1000] and not (tmp_path / "w.npy").exists()

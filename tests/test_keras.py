@@ -106,6 +106,7 @@ def test_refusals(cli, tmp_path: Path, small_npy: Path, small_weights: AlexNetWe
     bad_name = cli("npy2keras", small_npy, tmp_path / "w.h5")
     assert bad_name.exit_code == 2
     assert bad_name.stderr.strip() == f"error: {tmp_path / 'w.h5'}: expected a file name ending in .weights.h5 (Keras' rule), received w.h5"
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match=r"ending in \.weights\.h5"):
         keras_model.write_keras_weights(small_weights, tmp_path / "w.keras")
     (tmp_path / "mine.weights.h5").write_bytes(b"mine")
