@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from alexnet_export import __version__
+from converters.arch import Architecture, from_json, load_arch
 from converters.atomic import atomic_output, check_output
+from converters.errors import InputError
 from converters.weights import AlexNetWeights, file_sha256
 
 __all__ = [
@@ -65,6 +67,7 @@ def manifest(
         "versions": {"python": platform.python_version(), **versions},
         "source": {"path": source.path, "sha256": source.sha256, "format": source.format} if source else None,
         "model": {"num_classes": weights.num_classes, "parameters": weights.parameter_count},
+        "architecture": weights.arch.to_json(),
         "options": dict(options),
         "files": dict(files) if files is not None else tree_sha256(artifact),
     }
@@ -122,6 +125,35 @@ def artifact_options(path: Path) -> dict[str, Any]:
     """The export options recorded in the artifact's manifest (``{}`` without one)."""
     options = artifact_manifest(path).get("options", {})
     return options if isinstance(options, dict) else {}
+
+
+def artifact_architecture(path: Path) -> Architecture:
+    """The source architecture an artifact implements: ONNX ``metadata_props``, else its manifest, else bvlc-alexnet.
+
+    Raises:
+        InputError: the recorded architecture is not valid JSON or not a valid architecture.
+
+    """
+    text: str | None = None
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise InputError(f"{path}: expected an ONNX model, received unreadable data ({exc})") from None
+        text = {prop.key: prop.value for prop in model.metadata_props}.get("alexnet_export.architecture_json")
+        del model
+    if text is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise InputError(f"{path}: metadata architecture_json: expected JSON, received invalid JSON") from None
+        return from_json(data, where=f"{path}: metadata architecture_json")
+    recorded = artifact_manifest(path).get("architecture")
+    if recorded is not None:
+        return from_json(recorded, where=f"{path}: manifest architecture")
+    return load_arch(None)
 
 
 def embeds_preprocessing(path: Path) -> bool:

@@ -93,6 +93,18 @@ WeightsArg = Annotated[
     Path,
     typer.Argument(help="Weight file: bvlc_alexnet.npy (or its layout), HDF5 from npy2h5, or a Keras .weights.h5."),
 ]
+ArchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Architecture: a preset (see `alexnet-export arch list`) or a JSON file. Default: bvlc-alexnet "
+        "(HDF5 from npy2h5 and artifacts record their own).",
+    ),
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option(help="Old spelling of --arch: caffe (= bvlc-alexnet) or guerzhoy.", hidden=False)
+]
+LabelsOpt = Annotated[Path | None, typer.Option(help="Class names, one per line in output order.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
 AllowCastOpt = Annotated[
     bool, typer.Option("--allow-cast", help="Convert float64/float16 weights to float32 instead of refusing.")
@@ -113,15 +125,18 @@ def inspect(
     weights: WeightsArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     allow_cast: AllowCastOpt = False,
+    arch: ArchOpt = None,
 ) -> None:
-    """Print per-layer shapes, groups, parameter counts and statistics, and the file's sha256.
+    """Print the architecture, per-layer shapes, groups, parameter counts and statistics, and the file's sha256.
 
     Exits 1 when any layer holds NaN or Inf values (they are counted, not refused, here).
     """
     from converters import read_weights
+    from converters.arch import load_arch
     from converters.summary import summarize
 
-    summary = summarize(read_weights(weights, allow_cast=allow_cast, check_finite=False))
+    chosen = load_arch(arch) if arch is not None else None
+    summary = summarize(read_weights(weights, allow_cast=allow_cast, check_finite=False, arch=chosen))
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
@@ -137,26 +152,43 @@ def inspect(
 def synthesize(
     out: Annotated[Path, typer.Argument(help="The .npy file to write.")],
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same bytes anywhere.")] = 0,
-    num_classes: Annotated[int, typer.Option(help="Width of fc8.")] = 1000,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Width of the logits layer (default: the architecture's).")
+    ] = None,
     width_divisor: Annotated[int, typer.Option(help="Divide every hidden width (1 = full size).")] = 1,
+    arch: ArchOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Write seeded synthetic weights in the exact bvlc_alexnet.npy layout."""
+    """Write seeded synthetic weights for an architecture, in the exact bvlc_alexnet.npy layout (a dict of layers)."""
     from converters import write_npy
+    from converters.arch import load_arch
     from converters.atomic import check_output
     from converters.synthetic import synthesize as make
 
+    chosen = load_arch(arch)
     check_output(out, force=force)
-    weights = make(seed=seed, num_classes=num_classes, width_divisor=width_divisor)
+    weights = make(seed=seed, num_classes=num_classes, width_divisor=width_divisor, arch=chosen)
     write_npy(weights, out, force=force)
-    typer.echo(f"wrote {out}: {weights.parameter_count:,} parameters, {weights.num_classes} classes, seed {seed}")
+    typer.echo(
+        f"wrote {out}: {chosen.name}, {weights.parameter_count:,} parameters, {weights.num_classes} classes, "
+        f"seed {seed}"
+    )
 
 
 def _embedded(options: Any) -> str:
     return ", input uint8 RGB with embedded preprocessing" if options.embed_preprocessing else ""
 
 
-def _prepare(weights: Path, outputs: list[Path], *, force: bool, allow_cast: bool, quiet: bool) -> tuple[Any, Any]:
+def _architecture(arch: str | None, profile: str | None = None) -> Any:
+    """``--arch`` (with ``--profile`` as its old alias) as an architecture, or ``None`` when neither is given."""
+    from converters.arch import resolve
+
+    return None if arch is None and profile is None else resolve(arch, profile)
+
+
+def _prepare(
+    weights: Path, outputs: list[Path], *, force: bool, allow_cast: bool, quiet: bool, arch: Any = None
+) -> tuple[Any, Any]:
     """The shared start of every export command: refuse existing outputs, read the weights, import TF.
 
     Returns:
@@ -171,7 +203,7 @@ def _prepare(weights: Path, outputs: list[Path], *, force: bool, allow_cast: boo
         check_output(out, force=force)
     progress = Progress(quiet=quiet)
     with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast)
+        loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
     with progress.step("loading TensorFlow"):
         import_tensorflow()
     return loaded, progress
@@ -183,25 +215,24 @@ def npy2savedmodel(
     weights: WeightsArg,
     out_dir: Annotated[Path, typer.Argument(help="The SavedModel folder to create.")],
     groups: Annotated[str, typer.Option(help="Grouped layers: native, split or dense.")] = "native",
-    profile: Annotated[
-        str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME, as myalexnet_forward).")
-    ] = "caffe",
+    arch: ArchOpt = None,
+    profile: ProfileOpt = None,
     embed_preprocessing: EmbedOpt = False,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Convert weights to a SavedModel (signature serving_default: images -> logits, probabilities)."""
-    from converters.spec import GROUP_MODES, PROFILES, check_choice
+    from converters.arch import GROUP_MODES, check_choice
 
     check_choice("--groups", groups, GROUP_MODES)
-    check_choice("--profile", profile, tuple(PROFILES))
-    loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet)
+    chosen = _architecture(arch, profile)
+    loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen)
     from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel
 
-    options = SavedModelOptions(groups=groups, profile=profile, embed_preprocessing=embed_preprocessing)
+    options = SavedModelOptions(groups=groups, embed_preprocessing=embed_preprocessing)
     export_savedmodel(loaded, out_dir, options=options, force=force, progress=progress)
-    typer.echo(f"wrote {out_dir} (SavedModel, groups={options.groups}, profile={options.profile}{_embedded(options)})")
+    typer.echo(f"wrote {out_dir} (SavedModel, {loaded.arch.name}, groups={options.groups}{_embedded(options)})")
 
 
 @app.command()
@@ -214,7 +245,8 @@ def npy2onnx(
         str, typer.Option(help="Input layout: nhwc ([batch,227,227,3], the contract) or nchw (no Transpose).")
     ] = "nhwc",
     groups: Annotated[str, typer.Option(help="Grouped layers: native (Conv group=2), split or dense.")] = "native",
-    profile: Annotated[str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME).")] = "caffe",
+    arch: ArchOpt = None,
+    profile: ProfileOpt = None,
     embed_preprocessing: EmbedOpt = False,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
@@ -224,17 +256,16 @@ def npy2onnx(
     from alexnet_export.artifacts import sidecar_manifest_path
     from alexnet_export.exporters.onnx import OnnxOptions, export_onnx
 
-    options = OnnxOptions(
-        opset=opset, layout=layout, groups=groups, profile=profile, embed_preprocessing=embed_preprocessing
-    )
+    options = OnnxOptions(opset=opset, layout=layout, groups=groups, embed_preprocessing=embed_preprocessing)
     options.check()
+    chosen = _architecture(arch, profile)
     outputs = [out, sidecar_manifest_path(out)]
-    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
+    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen)
     summary = export_onnx(loaded, out, options=options, force=force, progress=progress)
     counts = ", ".join(f"{op} {count}" for op, count in summary.nodes.items())
     typer.echo(
-        f"wrote {out} (ONNX opset {options.opset}, IR {summary.ir_version}, layout={options.layout}, "
-        f"groups={options.groups}, profile={options.profile}{_embedded(options)})"
+        f"wrote {out} (ONNX opset {options.opset}, IR {summary.ir_version}, {loaded.arch.name}, "
+        f"layout={options.layout}, groups={options.groups}{_embedded(options)})"
     )
     typer.echo(f"nodes: {sum(summary.nodes.values())} ({counts})")
 
@@ -249,7 +280,8 @@ def npy2tflite(
         Path | None, typer.Option(help="Folder of images to calibrate int8 (default: seeded synthetic images).")
     ] = None,
     groups: Annotated[str, typer.Option(help="Grouped layers: native, split or dense.")] = "native",
-    profile: Annotated[str, typer.Option(help="caffe (faithful) or guerzhoy (conv1 SAME).")] = "caffe",
+    arch: ArchOpt = None,
+    profile: ProfileOpt = None,
     check_images: Annotated[
         int, typer.Option("--check-images", help="Synthetic images for the accuracy profile (0: skip it).")
     ] = 8,
@@ -267,14 +299,16 @@ def npy2tflite(
 
     options = TFLiteOptions(
         precision=precision, calibration=None if calibration is None else str(calibration), groups=groups,
-        profile=profile, embed_preprocessing=embed_preprocessing,
+        embed_preprocessing=embed_preprocessing,
     )
     options.check()
+    chosen = _architecture(arch, profile)
     outputs = [out, sidecar_manifest_path(out)]
-    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet)
+    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen)
     summary = export_tflite(loaded, out, options=options, force=force, progress=progress)
     typer.echo(
-        f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, groups={options.groups}"
+        f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, {loaded.arch.name}, "
+        f"groups={options.groups}"
         f"{_embedded(options)})"
     )
     if summary.calibration:
@@ -283,7 +317,7 @@ def npy2tflite(
         from alexnet_export.verify import accuracy_profile
 
         with progress.step(f"accuracy profile on {check_images} synthetic images"):
-            result = accuracy_profile(out, loaded, precision=options.precision, count=check_images, profile=profile)
+            result = accuracy_profile(out, loaded, precision=options.precision, count=check_images)
         typer.echo(result.line())
         if result.failures:
             raise typer.Exit(1)
@@ -294,14 +328,16 @@ def npy2tflite(
 def npy2h5(
     weights: WeightsArg,
     out: Annotated[Path, typer.Argument(help="The .h5 file to write.")],
+    arch: ArchOpt = None,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
 ) -> None:
-    """Convert weights to self-describing HDF5 (no pickle; a sha256 per tensor)."""
+    """Convert weights to self-describing HDF5 (no pickle; a sha256 per tensor; the architecture recorded)."""
     from converters import read_weights
     from converters.hdf5 import write_h5
 
-    _convert_weights(weights, out, partial(read_weights, allow_cast=allow_cast), write_h5, "HDF5", force=force)
+    read = partial(read_weights, allow_cast=allow_cast, arch=_architecture(arch))
+    _convert_weights(weights, out, read, write_h5, "HDF5", force=force)
 
 
 @app.command()
@@ -309,13 +345,15 @@ def npy2h5(
 def h52npy(
     weights: Annotated[Path, typer.Argument(help="HDF5 weights written by npy2h5.")],
     out: Annotated[Path, typer.Argument(help="The .npy file to write, in the legacy bvlc layout.")],
+    arch: ArchOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Convert HDF5 weights back to the legacy bvlc_alexnet.npy layout (checksums verified first)."""
     from converters import write_npy
     from converters.hdf5 import read_h5
 
-    _convert_weights(weights, out, read_h5, write_npy, "bvlc .npy layout", force=force)
+    read = partial(read_h5, arch=_architecture(arch))
+    _convert_weights(weights, out, read, write_npy, "bvlc .npy layout", force=force)
 
 
 def _convert_weights(
@@ -335,16 +373,25 @@ def _convert_weights(
 def extract(
     artifact: Annotated[Path, typer.Argument(help="SavedModel folder, .onnx or fp32 .tflite written by this toolkit.")],
     out: Annotated[Path, typer.Argument(help="OUT.npy (bvlc layout), OUT.h5 (checksummed) or OUT.weights.h5 (Keras).")],
+    arch: ArchOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Read the weights back out of an artifact into the canonical layout (bit-exact for fp32)."""
+    """Read the weights back out of an artifact into the canonical layout (bit-exact for fp32).
+
+    The architecture is the artifact's own. Where BatchNormalization was folded into a layer, the
+    weights are those of the folded architecture (NAME-folded), and the folded layers are named.
+    """
     _check_weights_output(out, force=force)
+    chosen = _architecture(arch)
     import_tensorflow()
     from alexnet_export.extract import extract as read_artifact
 
-    weights = read_artifact(artifact)
+    weights = read_artifact(artifact, arch=chosen)
     _write_weights(weights, out, force=force)
-    typer.echo(f"wrote {out} ({weights.parameter_count:,} parameters from {artifact})")
+    typer.echo(f"wrote {out} ({weights.arch.name}, {weights.parameter_count:,} parameters from {artifact})")
+    if weights.arch.folded:
+        folds = ", ".join(f"{bn} into {into}" for bn, into in weights.arch.folded)
+        typer.echo(f"folded BatchNormalization: {folds}; read these weights with --arch {weights.arch.name}")
 
 
 WEIGHT_OUTPUTS = ".npy (legacy bvlc layout), .h5 (self-describing HDF5) or .weights.h5 (Keras 3)"
@@ -382,6 +429,7 @@ def _write_weights(weights: Any, out: Path, *, force: bool) -> None:
 def npy2keras(
     weights: WeightsArg,
     out: Annotated[Path, typer.Argument(help="The Keras 3 weights file to write; its name must end in .weights.h5.")],
+    arch: ArchOpt = None,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
 ) -> None:
@@ -393,8 +441,9 @@ def npy2keras(
     from converters.hdf5 import check_keras_name
 
     check_keras_name(out)
-    read = partial(read_weights, allow_cast=allow_cast)
-    _convert_weights(weights, out, read, _write_weights, "Keras 3 weights, layers conv1..fc8", force=force)
+    read = partial(read_weights, allow_cast=allow_cast, arch=_architecture(arch))
+    what = "Keras 3 weights, layers named as the architecture"
+    _convert_weights(weights, out, read, _write_weights, what, force=force)
 
 
 @app.command()
@@ -405,18 +454,27 @@ def predict(
     ],
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
     top: Annotated[int, typer.Option(help="How many classes to list per image.")] = 5,
-    fit: Annotated[str, typer.Option(help="crop (shorter side 256, centre 227) or resize (straight to 227).")] = "crop",
+    fit: Annotated[
+        str | None,
+        typer.Option(help="crop (shorter side 256, centre crop) or resize (straight to the input size); "
+                     "default: the architecture's."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: per image its path and predictions.")] = False,
+    arch: ArchOpt = None,
+    labels: LabelsOpt = None,
     allow_cast: AllowCastOpt = False,
 ) -> None:
-    """The top ImageNet classes of each image, with Caffe preprocessing, from weights or any artifact."""
+    """The top classes of each image, preprocessed as the model's architecture says, from weights or any artifact."""
     from alexnet_export.predict import check_options
     from alexnet_export.predict import predict as run_predict
 
     check_options(top=top, mode=fit)
+    chosen = _architecture(arch)
     import_tensorflow()
 
-    predictions, what = run_predict(model, images, top=top, mode=fit, allow_cast=allow_cast)
+    predictions, what = run_predict(
+        model, images, top=top, mode=fit, allow_cast=allow_cast, arch=chosen, labels=labels
+    )
     if as_json:
         typer.echo(json.dumps([p.to_json() for p in predictions], indent=2))
         return
@@ -446,7 +504,7 @@ def download(
     """
     from alexnet_export.download import DEFAULT_URL, DownloadError, check_sha256
     from alexnet_export.download import download as fetch
-    from converters.spec import PUBLISHED_SHA256
+    from converters.arch import PUBLISHED_SHA256
 
     pin = check_sha256(sha256) if sha256 is not None else PUBLISHED_SHA256
     source = url or DEFAULT_URL
@@ -487,6 +545,9 @@ def verify(
         list[Path], typer.Argument(help="Artifacts: SavedModel folders, .onnx, .tflite, or export folders.")
     ],
     weights: Annotated[Path, typer.Option(help="The source weights (.npy or .h5).")],
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Architecture of the weights (default: the first artifact's own).")
+    ] = None,
     device: DeviceOpt = "all",
     images: ImagesOpt = None,
     batch: BatchOpt = 8,
@@ -510,16 +571,18 @@ def verify(
 
     Exit status: 0 all verified rows and weight checks pass; 1 any mismatch (all listed); 2 bad input.
     """
+    from alexnet_export.artifacts import artifact_architecture
     from converters import read_weights
 
     _check_verify_options(device=device, batch=batch, max_rel=max_rel, atol=atol, rtol=rtol)
     paths = _expand_artifacts(artifacts)
-    loaded = read_weights(weights)
+    chosen = _architecture(arch) or artifact_architecture(paths[0])
+    loaded = read_weights(weights, arch=chosen)
     import_tensorflow()
     from alexnet_export.verify import make_inputs
     from alexnet_export.verify import verify as run_verify
 
-    inputs = make_inputs(count=batch, seed=seed, images_dir=images)
+    inputs = make_inputs(count=batch, seed=seed, images_dir=images, spec=loaded.arch.input)
     report = run_verify(
         paths, loaded, inputs=inputs, device=device, tf32=tf32, require_gpu=require_gpu,
         tolerance=_tolerance_overrides(max_rel=max_rel, atol=atol, rtol=rtol), reference_kernels=reference_kernels,
@@ -531,8 +594,8 @@ def verify(
 def _check_verify_options(
     *, device: str, batch: int, max_rel: float | None, atol: float | None = None, rtol: float | None = None
 ) -> None:
+    from converters.arch import check_choice
     from converters.errors import InputError
-    from converters.spec import check_choice
 
     check_choice("--device", device, ("cpu", "gpu", "all"))
     if batch < 0:
@@ -590,6 +653,8 @@ def export(
     batch: BatchOpt = 8,
     device: DeviceOpt = "all",
     json_out: JsonOpt = None,
+    arch: ArchOpt = None,
+    labels: LabelsOpt = None,
     force: ForceOpt = False,
     allow_cast: AllowCastOpt = False,
     quiet: QuietOpt = False,
@@ -602,13 +667,58 @@ def export(
 
     plan = ExportPlan.parse(formats=formats, precisions=precision)
     _check_verify_options(device=device, batch=batch, max_rel=None)
-    loaded, progress = _prepare(weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet)
+    loaded, progress = _prepare(
+        weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch)
+    )
     from alexnet_export.export import export_all
+    from alexnet_export.labels import read_labels
 
-    report = export_all(loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress)
+    names = read_labels(labels, loaded.num_classes) if labels is not None else None
+    report = export_all(
+        loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names
+    )
     _write_reports(report, json_out, None)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")
     raise typer.Exit(report.exit_code)
+
+
+arch_app = typer.Typer(
+    help="Architectures: list the presets, show one (copy it as JSON, edit it, pass it with --arch FILE.json).",
+    no_args_is_help=True,
+)
+app.add_typer(arch_app, name="arch")
+
+
+@arch_app.command("list")
+@handles_errors
+def arch_list() -> None:
+    """List the preset architectures: name, input, classes, parameters and where they come from."""
+    from converters.arch import PRESETS, parameter_count
+
+    for name, preset in PRESETS.items():
+        typer.echo(
+            f"{name:<14} {preset.input.height}x{preset.input.width}x{preset.input.channels} "
+            f"{preset.input.channel_order:<4} {preset.num_classes:>5} classes {parameter_count(preset):>12,} "
+            f"parameters  {preset.description}"
+        )
+
+
+@arch_app.command("show")
+@handles_errors
+def arch_show(
+    name: Annotated[str, typer.Argument(help="A preset name or a JSON file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON that --arch FILE.json accepts.")] = False,
+) -> None:
+    """Show an architecture layer by layer (feature-map shapes at full width), or as JSON to copy and edit."""
+    from converters.arch import load_arch
+
+    chosen = load_arch(name)
+    if as_json:
+        typer.echo(json.dumps(chosen.to_json(), indent=2))
+        return
+    from alexnet_export.report import print_architecture
+
+    print_architecture(chosen)
 
 
 def _terminate(signum: int, frame: object) -> None:

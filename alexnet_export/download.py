@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.arch import PUBLISHED_SHA256
 from converters.errors import InputError, OutputExistsError
-from converters.spec import PUBLISHED_SHA256
 
 DEFAULT_URL = "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
 DEFAULT_TIMEOUT = 30.0

@@ -71,8 +71,12 @@ def export_all(
     device: str = "all",
     force: bool = False,
     progress: Progress = QUIET,
+    labels: tuple[str, ...] | None = None,
 ) -> Report:
     """Write every artifact of ``plan``, verify them, and write the report and manifest into ``out_dir``.
+
+    The weights' architecture says what to build; ``labels`` (class names) go into the manifest,
+    where ``predict`` finds them.
 
     Returns:
         The verify report, with artifact paths under ``out_dir``.
@@ -106,7 +110,8 @@ def export_all(
                 names.append(name)
                 release_memory()
         with progress.step(f"verifying {len(names)} artifacts"):
-            report = verify([tmp / name for name in names], weights, inputs=make_inputs(count=batch), device=device)
+            inputs = make_inputs(count=batch, spec=weights.arch.input)
+            report = verify([tmp / name for name in names], weights, inputs=inputs, device=device, labels=labels)
         report = _relabel(report, str(tmp), str(out_dir))
         (tmp / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
         (tmp / "report.md").write_text(verify_markdown(report))
@@ -119,8 +124,12 @@ def export_all(
                 "precisions": list(plan.precisions),
                 "batch": batch,
                 "device": device,
+                "architecture": weights.arch.name,
             },
             versions={},
         )
-        write_manifest(tmp / MANIFEST_NAME, {**content, "artifacts": names, "passed": report.exit_code == 0})
+        extra = {"labels": list(labels)} if labels is not None else {}
+        write_manifest(
+            tmp / MANIFEST_NAME, {**content, **extra, "artifacts": names, "passed": report.exit_code == 0}
+        )
     return report

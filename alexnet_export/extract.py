@@ -2,12 +2,16 @@
 
 Each format's known layout transforms are undone with the named functions of
 :mod:`converters.layouts` and :mod:`converters.groups`, so the result can be compared bit-exactly with
-the source weights (``verify``'s weight parity) or written as ``.npy``/``.h5`` (``extract``):
+the source weights (``verify``'s weight parity) or written as ``.npy``/``.h5`` (``extract``). The
+architecture comes from the artifact (ONNX ``metadata_props``; the manifest beside a SavedModel or
+TFLite file) unless one is given. Where the source had BatchNormalization folded into a linear layer,
+the artifact holds the folded weights: the result is then a weight set of the *folded* architecture
+(``NAME-folded``, e.g. ``oxflower17-bn-folded``), and :func:`folded_layers` says which.
 
 - SavedModel: the checkpoint under ``variables/`` (keys ``conv1/kernel/.ATTRIBUTES/VARIABLE_VALUE``);
   dense-mode kernels are turned back into grouped ones.
 - ONNX: initializers ``conv1/kernel`` (OIHW) ... ``fc8/bias``; split-mode groups are merged, dense
-  kernels un-densified and NCHW fc6 rows put back in ``(h, w, c)`` order, as ``metadata_props`` say.
+  kernels un-densified and NCHW rows of the first dense layer put back in ``(h, w, c)`` order.
 - TFLite (fp32 only): constant tensors ``conv1/Conv2D`` (OHWI), ``fc6/MatMul`` ((out, in)) and the
   1-d bias tensors of each layer.
 """
@@ -22,45 +26,65 @@ from typing import Any
 import numpy as np
 
 from converters import groups as groups_mod
+from converters.arch import Architecture, first_dense, flatten_input, folded, input_width
 from converters.errors import InputError, WeightsError
 from converters.layouts import fc6_rows_chw_to_hwc, oihw_to_hwio
-from converters.spec import CONV_BY_NAME, LAYER_NAMES
-from converters.weights import AlexNetWeights, Source, build_weights, file_sha256, groups_of
+from converters.weights import AlexNetWeights, Source, build_weights, file_sha256
 
 
-def _grouped(arrays: dict[str, list[np.ndarray]], name: str, kernel: np.ndarray) -> np.ndarray:
-    """A conv kernel in grouped layout: dense block-diagonal ones (C_in = previous width) are split back."""
-    index = LAYER_NAMES.index(name)
-    previous = 3 if index == 0 else int(arrays[LAYER_NAMES[index - 1]][1].shape[0])
-    if groups_of(name) > 1 and kernel.shape[2] == previous:
-        return groups_mod.from_dense(kernel, groups_of(name), name=name)
+def _grouped(arch: Architecture, arrays: dict[str, list[np.ndarray]], name: str, kernel: np.ndarray) -> np.ndarray:
+    """A conv kernel in grouped layout: dense block-diagonal ones (C_in = the input's channels) are split back."""
+    groups = arch.groups_of(name)
+    widths = {n: int(pair[1].shape[0]) for n, pair in arrays.items()}
+    if groups > 1 and kernel.shape[2] == input_width(arch, name, widths):
+        return groups_mod.from_dense(kernel, groups, name=name)
     return kernel
 
 
-def _finish(arrays: dict[str, list[np.ndarray]], path: Path, fmt: str) -> AlexNetWeights:
+def _finish(arrays: dict[str, list[np.ndarray]], path: Path, fmt: str, arch: Architecture) -> AlexNetWeights:
     source = Source(str(path), file_sha256(path) if path.is_file() else "", fmt)
-    pairs = {name: (kernel, bias) for name, (kernel, bias) in arrays.items()}
-    return build_weights(pairs, where=str(path), source=source)
+    return build_weights(arrays, arch=arch, where=str(path), source=source)
 
 
-def from_savedmodel(path: Path) -> AlexNetWeights:
+def stored_architecture(arch: Architecture) -> Architecture:
+    """The architecture an artifact's weights are stored for: BatchNormalization folded where exact.
+
+    Raises:
+        InputError: a BatchNormalization that could not fold (its statistics are not in the artifact).
+
+    """
+    graph_arch = folded(arch)
+    if graph_arch.norm_names:
+        raise InputError(
+            f"architecture {arch.name}: BatchNormalization {', '.join(graph_arch.norm_names)} is stored as a scale "
+            "and shift; its four statistics cannot be read back"
+        )
+    return graph_arch
+
+
+def folded_layers(arch: Architecture) -> tuple[tuple[str, str], ...]:
+    """``(batchnorm, into)`` pairs folded in every artifact of ``arch``."""
+    return folded(arch).folded
+
+
+def from_savedmodel(path: Path, arch: Architecture) -> AlexNetWeights:
     """The variables of a SavedModel written by ``npy2savedmodel``."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
     arrays: dict[str, list[np.ndarray]] = {}
-    for name in LAYER_NAMES:
+    for name in arch.layer_names:
         try:
             kernel, bias = (
                 reader.get_tensor(f"{name}/{part}/.ATTRIBUTES/VARIABLE_VALUE") for part in ("kernel", "bias")
             )
         except Exception:
             raise WeightsError(f"{path}: expected variable {name}/kernel and {name}/bias, received none") from None
-        arrays[name] = [_grouped(arrays, name, kernel) if name in CONV_BY_NAME else kernel, bias]
-    return _finish(arrays, path, "savedmodel")
+        arrays[name] = [_grouped(arch, arrays, name, kernel) if name in arch.convs else kernel, bias]
+    return _finish(arrays, path, "savedmodel", arch)
 
 
-def from_onnx(path: Path) -> AlexNetWeights:
+def from_onnx(path: Path, arch: Architecture) -> AlexNetWeights:
     """The initializers of an ONNX file written by ``npy2onnx``, in canonical layout."""
     import onnx
     from onnx import numpy_helper
@@ -69,7 +93,8 @@ def from_onnx(path: Path) -> AlexNetWeights:
     props = {prop.key: prop.value for prop in model.metadata_props}
     stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     arrays: dict[str, list[np.ndarray]] = {}
-    for name in LAYER_NAMES:
+    dense = first_dense(arch)
+    for name in arch.layer_names:
         if f"{name}/kernel" in stored:
             kernel, bias = stored[f"{name}/kernel"], stored[f"{name}/bias"]
         elif f"{name}/kernel/0" in stored:  # split mode: one initializer per group, group 0 first
@@ -78,17 +103,20 @@ def from_onnx(path: Path) -> AlexNetWeights:
             bias = np.concatenate([stored[f"{name}/bias/{g}"] for g in range(count)])
         else:
             raise WeightsError(f"{path}: expected initializer {name}/kernel, received none")
-        if name in CONV_BY_NAME:
+        if name in arch.convs:
             kernel = oihw_to_hwio(kernel)
-            if props.get("alexnet_export.groups") == "dense" and groups_of(name) > 1:
-                kernel = groups_mod.from_dense(kernel, groups_of(name), name=name)
-        elif name == "fc6" and props.get("alexnet_export.layout") == "nchw":
-            kernel = fc6_rows_chw_to_hwc(kernel)
+            if props.get("alexnet_export.groups") == "dense" and arch.groups_of(name) > 1:
+                kernel = groups_mod.from_dense(kernel, arch.groups_of(name), name=name)
+        elif name == dense and props.get("alexnet_export.layout") == "nchw":
+            widths = {n: int(pair[1].shape[0]) for n, pair in arrays.items()}
+            grid, order = flatten_input(arch, widths)
+            if order == "hwc":
+                kernel = fc6_rows_chw_to_hwc(kernel, grid)
         arrays[name] = [kernel, bias]
-    return _finish(arrays, path, "onnx")
+    return _finish(arrays, path, "onnx", arch)
 
 
-def from_tflite(path: Path) -> AlexNetWeights:
+def from_tflite(path: Path, arch: Architecture) -> AlexNetWeights:
     """The constant tensors of an fp32 ``.tflite`` written by ``npy2tflite``, in canonical layout.
 
     Raises:
@@ -103,8 +131,8 @@ def from_tflite(path: Path) -> AlexNetWeights:
         interpreter = Interpreter(model_path=str(path))
     details = [d for d in interpreter.get_tensor_details() if _is_constant(interpreter, d["index"])]
     arrays: dict[str, list[np.ndarray]] = {}
-    for name in LAYER_NAMES:
-        op = "Conv2D" if name in CONV_BY_NAME else "MatMul"
+    for name in arch.layer_names:
+        op = "Conv2D" if name in arch.convs else "MatMul"
         kernels = sorted(
             (d for d in details if re.fullmatch(rf"{name}/{op}(_\d+)?", d["name"])), key=lambda d: str(d["name"])
         )
@@ -114,12 +142,12 @@ def from_tflite(path: Path) -> AlexNetWeights:
         if any(d["dtype"] != np.float32 for d in [*kernels, *biases]):
             raise WeightsError(f"{path}: {name}: expected float32 weights (an fp32 export), received a quantised file")
         parts = [interpreter.get_tensor(d["index"]) for d in kernels]
-        if name in CONV_BY_NAME:
-            kernel = _grouped(arrays, name, np.concatenate([p.transpose(1, 2, 3, 0) for p in parts], axis=3))
+        if name in arch.convs:
+            kernel = _grouped(arch, arrays, name, np.concatenate([p.transpose(1, 2, 3, 0) for p in parts], axis=3))
         else:
             kernel = parts[0].T  # (out, in) -> (in, out)
         arrays[name] = [np.ascontiguousarray(kernel), interpreter.get_tensor(biases[0]["index"])]
-    return _finish(arrays, path, "tflite")
+    return _finish(arrays, path, "tflite", arch)
 
 
 def _is_constant(interpreter: Any, index: int) -> bool:
@@ -130,20 +158,27 @@ def _is_constant(interpreter: Any, index: int) -> bool:
     return True
 
 
-def extract(path: str | os.PathLike[str]) -> AlexNetWeights:
+def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -> AlexNetWeights:
     """The canonical weights stored in the artifact at ``path``.
+
+    Args:
+        path: a SavedModel folder, ``.onnx`` or fp32 ``.tflite``.
+        arch: the source architecture (default: the one the artifact records, else bvlc-alexnet).
 
     Raises:
         InputError: not an artifact this toolkit writes, or its weights are missing or quantised.
 
     """
+    from alexnet_export.artifacts import artifact_architecture
     from alexnet_export.runtimes import detect_format
 
     target = Path(path)
     fmt = detect_format(target)
+    source_arch = arch or artifact_architecture(target)
+    graph_arch = stored_architecture(source_arch)
     readers = {"savedmodel": from_savedmodel, "onnx": from_onnx, "tflite": from_tflite}
     try:
-        return readers[fmt](target)
+        return readers[fmt](target, graph_arch)
     except InputError:
         raise
     except Exception as exc:

@@ -1,11 +1,17 @@
-"""The canonical TensorFlow graph of BVLC AlexNet, built from the canonical weight set.
+"""The canonical TensorFlow graph of an architecture, built from its canonical weight set.
 
 A plain ``tf.Module`` (no Keras on this path) with one child module per layer holding non-trainable
 ``kernel`` and ``bias`` variables, so variable names and checkpoint keys are ``conv1/kernel`` ...
-``fc8/bias`` in every artifact. Caffe facts (padding, LRN constants, pooling) come from
-:mod:`converters.spec`; TF's LRN takes ``alpha / n`` (2e-5), not Caffe's 1e-4.
+``fc8/bias`` in every artifact. Every layer fact comes from the weights' :class:`~converters.arch.Architecture`:
+explicit Caffe pads become TF's ``SAME``/``VALID`` when they are equal to them at that size (so BVLC
+AlexNet's graph is exactly the one it always was), LRN takes ``alpha / size`` (TF's convention),
+Caffe's ceil-rounded pooling is a VALID pool (with -inf padding only where the sizes do not divide).
 
-Grouped layers (conv2/4/5) can be expressed three ways, all computing the same function:
+BatchNormalization is folded into the neighbouring linear layer where that is exact
+(:mod:`converters.fold`); a BN that cannot fold is one per-channel multiply and add whose ``scale``
+and ``offset`` variables are computed in float64 from the four statistics.
+
+Grouped convolutions can be expressed three ways, all computing the same function:
 
 - ``native``: one ``tf.nn.conv2d`` with the grouped kernel (TF infers the groups); the default.
 - ``split``: per-group convolutions and a concat, for runtimes without grouped convolution.
@@ -21,167 +27,260 @@ import numpy as np
 import tensorflow as tf
 
 from converters import groups as groups_mod
-from converters.spec import (
-    BGR_MEAN,
-    CONV_LAYERS,
-    DENSE_LAYERS,
+from converters.arch import (
     GROUP_MODES,
-    INPUT_CHANNELS,
-    INPUT_SIZE,
-    LAYER_NAMES,
     LRN,
-    POOL_SIZE,
-    POOL_STRIDE,
-    PROFILES,
+    Architecture,
+    BatchNorm,
+    Conv,
+    Dense,
+    Flatten,
+    InputSpec,
+    Layer,
+    MaxPool,
+    ReLU,
+    ZeroPad,
     check_choice,
+    conv_pads,
+    pool_pads,
+    same_pads,
 )
-from converters.weights import AlexNetWeights, groups_of
+from converters.fold import fold_batchnorm, scale_shift
+from converters.weights import AlexNetWeights
 
 GroupMode = Literal["native", "split", "dense"]
 Tensorish = Any  # tf.Tensor or tf.Variable; TF has no type stubs
 
-INPUT_SIGNATURE = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], tf.float32, name="images")
-RGB_SIGNATURE = tf.TensorSpec([None, None, None, INPUT_CHANNELS], tf.uint8, name="images")
+
+def input_signature(spec: InputSpec, *, embedded: bool = False) -> tf.TensorSpec:
+    """``images``: float32 ``[batch, H, W, C]``, or uint8 ``[batch, any, any, C]`` with embedded preprocessing."""
+    if embedded:
+        return tf.TensorSpec([None, None, None, spec.channels], tf.uint8, name="images")
+    return tf.TensorSpec([None, spec.height, spec.width, spec.channels], tf.float32, name="images")
 
 
-def embedded_preprocessing(rgb: tf.Tensor) -> tf.Tensor:
-    """uint8 RGB ``[batch, H, W, 3]`` to the model input, in-graph (``--embed-preprocessing``).
+def embedded_preprocessing(pixels: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """uint8 pictures ``[batch, H, W, C]`` (RGB, or grey) to the model input, in-graph (``--embed-preprocessing``).
 
-    float32, bilinear resize to 227x227 (half-pixel centres, no antialiasing: the op every runtime
-    has), RGB -> BGR, minus the BGR mean. At 227x227 the resize is the identity, so the result equals
-    :func:`alexnet_export.preprocess.rgb_to_input` exactly; for other sizes it differs from
-    ``preprocess(mode="resize")``, which antialiases with Pillow and rounds to uint8 before the mean.
+    float32, bilinear resize to the input size (half-pixel centres, no antialiasing: the op every
+    runtime has), RGB -> BGR where the network wants BGR, times the scale, minus the mean. At the
+    input size the resize is the identity, so the result equals
+    :func:`alexnet_export.preprocess.rgb_to_input` exactly; other sizes differ from
+    ``preprocess(mode="resize")``, which antialiases with Pillow and rounds to uint8 first.
     """
     with tf.name_scope("preprocess"):
-        x = tf.image.resize(tf.cast(rgb, tf.float32), [INPUT_SIZE, INPUT_SIZE], method="bilinear")
-        x = tf.gather(x, [2, 1, 0], axis=3)  # RGB -> BGR
-        return x - tf.constant(BGR_MEAN, tf.float32)
+        x = tf.image.resize(tf.cast(pixels, tf.float32), [spec.height, spec.width], method="bilinear")
+        if spec.channel_order == "BGR":
+            x = tf.gather(x, [2, 1, 0], axis=3)  # RGB -> BGR
+        if spec.scale != 1.0:
+            x = x * tf.constant(spec.scale, tf.float32)
+        if spec.mean:
+            x = x - tf.constant(spec.mean, tf.float32)
+        return x
 
 
-def check_options(*, groups: str, profile: str) -> None:
-    """Refuse unknown group modes and profiles with a message naming the option.
+def check_options(*, groups: str) -> None:
+    """Refuse unknown group modes with a message naming the option.
 
     Raises:
         InputError: an unknown value.
 
     """
     check_choice("--groups", groups, GROUP_MODES)
-    check_choice("--profile", profile, tuple(PROFILES))
 
 
-def stored_kernel(name: str, kernel: np.ndarray, groups: str) -> np.ndarray:
+def stored_kernel(arch: Architecture, name: str, kernel: np.ndarray, groups: str) -> np.ndarray:
     """The kernel as the graph stores it: dense block-diagonal in ``dense`` mode, else grouped."""
-    if groups == "dense" and groups_of(name) > 1:
-        return groups_mod.to_dense(kernel, groups_of(name), name=name)
+    if groups == "dense" and arch.groups_of(name) > 1:
+        return groups_mod.to_dense(kernel, arch.groups_of(name), name=name)
     return kernel
 
 
-def _conv(x: tf.Tensor, kernel: Tensorish, bias: Tensorish, stride: int, padding: str, groups: int) -> tf.Tensor:
-    strides = [1, stride, stride, 1]
-    if groups > 1:
-        xs = tf.split(x, groups, axis=3)
-        ks = tf.split(kernel, groups, axis=3)
+def graph_params(weights: AlexNetWeights, groups: str) -> tuple[Architecture, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The architecture the graph computes (BN folded where exact) and its arrays per layer.
+
+    Layers with weights give ``(kernel as stored, bias)``; a BN that stays gives ``(scale, offset)``.
+    """
+    graph_weights = fold_batchnorm(weights)
+    arch = graph_weights.arch
+    params = {
+        name: (stored_kernel(arch, name, layer.kernel, groups), layer.bias)
+        for name, layer in graph_weights.layers.items()
+    }
+    epsilons = {layer.name: layer.epsilon for layer in arch.layers if isinstance(layer, BatchNorm)}
+    for name, norm in graph_weights.norms.items():
+        scale, shift = scale_shift(norm, epsilons[name])
+        params[name] = (scale.astype(np.float32), shift.astype(np.float32))
+    return arch, params
+
+
+def _tf_padding(pads: tuple[tuple[int, int], tuple[int, int]], size: tuple[int, int], layer: Conv) -> Any:
+    """TF's name for these pads at this size: ``VALID``, ``SAME`` or the explicit list."""
+    if pads == ((0, 0), (0, 0)):
+        return "VALID"
+    same = (same_pads(size[0], layer.kernel[0], layer.stride[0]), same_pads(size[1], layer.kernel[1], layer.stride[1]))
+    if pads == same:
+        return "SAME"
+    return [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+
+
+def _conv(x: tf.Tensor, kernel: Tensorish, bias: Tensorish, layer: Conv, split: int) -> tf.Tensor:
+    strides = [1, *layer.stride, 1]
+    padding = _tf_padding(conv_pads(layer, int(x.shape[1]), int(x.shape[2])), (int(x.shape[1]), int(x.shape[2])), layer)
+    if split > 1:
+        xs = tf.split(x, split, axis=3)
+        ks = tf.split(kernel, split, axis=3)
         y = tf.concat([tf.nn.conv2d(a, k, strides, padding) for a, k in zip(xs, ks, strict=True)], axis=3)
     else:
         y = tf.nn.conv2d(x, kernel, strides, padding)
     return tf.nn.bias_add(y, bias)
 
 
+def _pool(x: tf.Tensor, layer: MaxPool) -> tf.Tensor:
+    if layer.padding == "SAME":
+        return tf.nn.max_pool2d(x, list(layer.size), list(layer.stride), "SAME")
+    (top, bottom), (left, right) = pool_pads(layer, int(x.shape[1]), int(x.shape[2]))
+    if bottom or right or top or left:  # Caffe's ceil rounding where VALID would drop the last window
+        x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=float("-inf"))
+    # VALID equals Caffe's ceil rounding where the sizes divide (227: 55->27->13->6); see reference.py
+    return tf.nn.max_pool2d(x, list(layer.size), list(layer.stride), "VALID")
+
+
+def _lrn(x: tf.Tensor, layer: LRN) -> tf.Tensor:
+    return tf.nn.local_response_normalization(
+        x, depth_radius=layer.tf_depth_radius, bias=layer.k, alpha=layer.tf_alpha, beta=layer.beta
+    )
+
+
 def forward(
-    images: tf.Tensor, params: Mapping[str, tuple[Tensorish, Tensorish]], *, groups: str, conv1_same: bool
+    images: tf.Tensor, params: Mapping[str, tuple[Tensorish, Tensorish]], *, arch: Architecture, groups: str
 ) -> tf.Tensor:
-    """AlexNet's logits from a preprocessed NHWC batch and per-layer (kernel, bias) tensors.
+    """Logits from a preprocessed NHWC batch and per-layer tensors, for ``arch`` (BN already folded).
 
     The weights may be variables (the canonical module) or placeholders (the ONNX exporter traces
     the structure without the weights in it); kernels are stored as :func:`stored_kernel` says.
+    Weightless layers go in the name scope of the layer with weights before them; the flatten in none.
 
     Args:
-        images: float32 [batch, 227, 227, 3], BGR, mean-subtracted.
-        params: (kernel, bias) per layer name.
+        images: float32 [batch, H, W, C], preprocessed.
+        params: (kernel, bias) per layer name; (scale, offset) per remaining BatchNormalization.
+        arch: the architecture the graph computes (see :func:`graph_params`).
         groups: grouped-layer mode; only ``split`` changes the ops (``dense`` changes the kernel).
-        conv1_same: pad conv1 SAME (the guerzhoy profile) instead of Caffe's VALID.
 
     """
     x = images
-    for spec in CONV_LAYERS:
-        kernel, bias = params[spec.name]
-        with tf.name_scope(spec.name):
-            padding = "SAME" if spec.name != "conv1" or conv1_same else "VALID"
-            # Caffe's symmetric pad k//2 at stride 1 is exactly SAME for conv2..conv5
-            split = spec.groups if groups == "split" else 1
-            x = tf.nn.relu(_conv(x, kernel, bias, spec.stride, padding, split))
-            if spec.lrn:
-                x = tf.nn.local_response_normalization(
-                    x, depth_radius=LRN.tf_depth_radius, bias=LRN.k, alpha=LRN.tf_alpha, beta=LRN.beta
-                )
-            if spec.pool:
-                # VALID equals Caffe's ceil rounding at 227 (55->27->13->6); see reference.py
-                x = tf.nn.max_pool2d(x, POOL_SIZE, POOL_STRIDE, "VALID")
-    x = tf.reshape(x, [-1, int(params["fc6"][0].shape[0])])  # NHWC flatten: fc6 rows (h, w, c)
-    for dense in DENSE_LAYERS:
-        kernel, bias = params[dense.name]
-        with tf.name_scope(dense.name):
-            x = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-            if dense.relu:
-                x = tf.nn.relu(x)
+    for scope, block in _scopes(arch):
+        if scope is None:
+            x = _apply(block[0], x, params, groups)
+            continue
+        with tf.name_scope(scope):  # entered once per block: TF renames a scope entered twice (conv1_1)
+            for layer in block:
+                x = _apply(layer, x, params, groups)
     return tf.identity(x, name="logits")
 
 
+def _scopes(arch: Architecture) -> list[tuple[str | None, list[Layer]]]:
+    """Consecutive layers grouped by name scope.
+
+    A layer with weights and the weightless ones after it share one; BatchNormalization has its own; the
+    flatten has none (``None``).
+    """
+    blocks: list[tuple[str | None, list[Layer]]] = []
+    scope = "images"
+    for layer in arch.layers:
+        if isinstance(layer, (Conv, Dense, BatchNorm)):
+            scope = layer.name
+            blocks.append((scope, [layer]))
+        elif isinstance(layer, Flatten):
+            blocks.append((None, [layer]))
+        elif blocks and blocks[-1][0] == scope:
+            blocks[-1][1].append(layer)
+        else:
+            blocks.append((scope, [layer]))
+    return blocks
+
+
+def _apply(layer: Layer, x: tf.Tensor, params: Mapping[str, tuple[Tensorish, Tensorish]], groups: str) -> tf.Tensor:
+    """One layer's ops (dropout and the softmax head are the identity here)."""
+    if isinstance(layer, Conv):
+        kernel, bias = params[layer.name]
+        return _conv(x, kernel, bias, layer, layer.groups if groups == "split" else 1)
+    if isinstance(layer, Dense):
+        kernel, bias = params[layer.name]
+        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    if isinstance(layer, ReLU):
+        return tf.nn.relu(x)
+    if isinstance(layer, LRN):
+        return _lrn(x, layer)
+    if isinstance(layer, MaxPool):
+        return _pool(x, layer)
+    if isinstance(layer, ZeroPad):
+        return tf.pad(x, [[0, 0], list(layer.pads[0]), list(layer.pads[1]), [0, 0]])
+    if isinstance(layer, BatchNorm):
+        scale, offset = params[layer.name]
+        return x * scale + offset
+    if isinstance(layer, Flatten):
+        if layer.order == "chw":
+            x = tf.transpose(x, [0, 3, 1, 2])
+        return tf.reshape(x, [-1, int(np.prod(x.shape[1:]))])
+    return x
+
+
 class _Layer(tf.Module):
-    def __init__(self, name: str, kernel: np.ndarray, bias: np.ndarray) -> None:
+    def __init__(self, name: str, kernel: np.ndarray, bias: np.ndarray, parts: tuple[str, str]) -> None:
         super().__init__(name=name)
         with tf.name_scope(name):
-            self.kernel = tf.Variable(kernel, trainable=False, name="kernel")
-            self.bias = tf.Variable(bias, trainable=False, name="bias")
+            self.kernel = tf.Variable(kernel, trainable=False, name=parts[0])
+            self.bias = tf.Variable(bias, trainable=False, name=parts[1])
 
 
 class AlexNet(tf.Module):
-    """BVLC AlexNet as a ``tf.Module`` with a ``serve`` function per the exported-model contract.
+    """An AlexNet-family network as a ``tf.Module`` with a ``serve`` function per the exported-model contract.
 
     Args:
-        weights: the canonical weight set.
+        weights: the canonical weight set; its architecture says what to build.
         groups: how grouped layers are computed: ``native``, ``split`` or ``dense``.
-        profile: ``caffe`` (faithful; default) or ``guerzhoy`` (conv1 SAME, as myalexnet_forward).
-        embed_preprocessing: the serving function takes uint8 RGB ``[batch, H, W, 3]`` and
+        embed_preprocessing: the serving function takes uint8 pictures ``[batch, H, W, C]`` and
             preprocesses in-graph (:func:`embedded_preprocessing`); see :meth:`signature`.
 
     """
 
-    def __init__(
-        self, weights: AlexNetWeights, *, groups: str = "native", profile: str = "caffe",
-        embed_preprocessing: bool = False,
-    ) -> None:
-        check_options(groups=groups, profile=profile)
+    def __init__(self, weights: AlexNetWeights, *, groups: str = "native", embed_preprocessing: bool = False) -> None:
+        check_options(groups=groups)
         super().__init__(name="alexnet")
         self.embed_preprocessing = embed_preprocessing
         self.group_mode = cast(GroupMode, groups)
-        self.profile = PROFILES[profile]
+        self.source_arch = weights.arch
+        self.arch, params = graph_params(weights, groups)
         self.num_classes = weights.num_classes
-        for name, layer in weights.layers.items():
-            setattr(self, name, _Layer(name, stored_kernel(name, layer.kernel, groups), layer.bias))
+        self.names = tuple(params)
+        for name, (kernel, bias) in params.items():
+            parts = ("kernel", "bias") if name in self.arch.layer_names else ("scale", "offset")
+            setattr(self, name, _Layer(name, kernel, bias, parts))
+        spec = self.arch.input
+        self.serve = tf.function(self._serve, input_signature=[input_signature(spec)])
+        self.serve_rgb = tf.function(self._serve_rgb, input_signature=[input_signature(spec, embedded=True)])
 
     def layer(self, name: str) -> _Layer:
         """The child module of layer ``name``."""
         return cast(_Layer, getattr(self, name))
 
     def params(self) -> dict[str, tuple[tf.Variable, tf.Variable]]:
-        """Every layer's (kernel, bias) variables, keyed by layer name."""
-        return {name: (self.layer(name).kernel, self.layer(name).bias) for name in LAYER_NAMES}
+        """Every layer's variables, keyed by layer name."""
+        return {name: (self.layer(name).kernel, self.layer(name).bias) for name in self.names}
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
-        """Logits of a preprocessed NHWC batch (float32, BGR, mean-subtracted)."""
-        return forward(images, self.params(), groups=self.group_mode, conv1_same=self.profile.conv1_same)
+        """Logits of a preprocessed NHWC batch."""
+        return forward(images, self.params(), arch=self.arch, groups=self.group_mode)
 
-    @tf.function(input_signature=[INPUT_SIGNATURE])
-    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """The serving signature: ``images`` -> ``logits`` and ``probabilities``."""
         logits = self.logits(images)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
 
-    @tf.function(input_signature=[RGB_SIGNATURE])
-    def serve_rgb(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The serving signature with preprocessing: uint8 RGB ``images`` -> ``logits`` and ``probabilities``."""
-        logits = self.logits(embedded_preprocessing(images))
+    def _serve_rgb(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature with preprocessing: uint8 pictures -> ``logits`` and ``probabilities``."""
+        logits = self.logits(embedded_preprocessing(images, self.arch.input))
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
 
     def signature(self) -> Any:

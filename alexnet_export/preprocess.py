@@ -1,4 +1,4 @@
-"""Caffe-convention image preprocessing for BVLC AlexNet, separate from any model.
+"""Image preprocessing for each architecture's input (Caffe's convention for BVLC AlexNet), separate from any model.
 
 What the weights expect (Caffe's ``deploy.prototxt`` and its ImageNet mean; see ``shared/DESIGN.md``):
 227x227 pixels, channels in **BGR** order, values 0-255 as float32, minus the per-channel mean
@@ -9,6 +9,10 @@ the tests here check each step against hand-computed pixels.
 Steps of :func:`preprocess`: decode with Pillow and convert to RGB (palette, grey and alpha images
 included), resize so the shorter side is 256 (bilinear), centre-crop 227x227, reverse the channels to
 BGR, subtract the mean. ``mode="resize"`` resizes straight to 227x227 instead (no crop).
+
+Other architectures state their own input (:class:`converters.arch.InputSpec`): size, RGB/BGR or grey
+(Pillow's ITU-R 601-2 luma, ``L``), a scale (1/255 for [0, 1] inputs) and a mean; every function here
+takes it as ``spec`` (default: BVLC AlexNet's).
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.arch import PRESETS, InputSpec
 from converters.errors import InputError
-from converters.spec import BGR_MEAN, INPUT_SIZE
 
+BVLC_INPUT: InputSpec = PRESETS["bvlc-alexnet"].input
+BGR_MEAN: tuple[float, ...] = BVLC_INPUT.mean
+INPUT_SIZE = BVLC_INPUT.height
 RESIZE_SHORTER = 256
 MODES: tuple[str, ...] = ("crop", "resize")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -53,50 +60,76 @@ def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def center_crop(array: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
-    """The central ``size`` x ``size`` window (top-left corner rounded down)."""
+def center_crop(array: np.ndarray, size: int | tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """The central ``size`` window (``(height, width)`` or a square side; top-left corner rounded down)."""
+    want_h, want_w = (size, size) if isinstance(size, int) else size
     height, width = array.shape[:2]
-    if height < size or width < size:
-        raise InputError(f"expected an image at least {size}x{size} to crop, received {width}x{height}")
-    top, left = (height - size) // 2, (width - size) // 2
-    return array[top : top + size, left : left + size]
+    if height < want_h or width < want_w:
+        raise InputError(f"expected an image at least {want_w}x{want_h} to crop, received {width}x{height}")
+    top, left = (height - want_h) // 2, (width - want_w) // 2
+    return array[top : top + want_h, left : left + want_w]
 
 
-def rgb_to_input(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(227, 227, 3)`` to the model input: float32 BGR minus the BGR mean."""
-    bgr = rgb[..., ::-1].astype(np.float32)
-    return bgr - np.asarray(BGR_MEAN, dtype=np.float32)
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's ``L`` conversion of uint8 RGB (ITU-R 601-2 luma, rounded as Pillow rounds), ``(..., 1)``."""
+    weights = np.asarray([19595, 38470, 7471], dtype=np.uint32)  # 0.299, 0.587, 0.114 in 1/65536
+    luma = (rgb.astype(np.uint32) * weights).sum(axis=-1) + 0x8000
+    return np.asarray((luma >> 16).astype(np.uint8)[..., None])
 
 
-def input_to_rgb(images: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`rgb_to_input`: model inputs back to uint8 RGB (rounded, clipped to 0..255).
+def rgb_to_input(rgb: np.ndarray, spec: InputSpec = BVLC_INPUT) -> np.ndarray:
+    """uint8 RGB ``(..., H, W, 3)`` (or already grey ``(..., H, W, 1)``) to the model input, float32.
 
-    Feeds artifacts with embedded preprocessing the same pictures as the float ones.
+    Channels reordered (BGR) or reduced to grey as ``spec`` says, times ``spec.scale``, minus ``spec.mean``.
     """
-    bgr = np.asarray(images, dtype=np.float64) + np.asarray(BGR_MEAN)
-    return np.ascontiguousarray(np.clip(np.rint(bgr), 0, 255).astype(np.uint8)[..., ::-1])
+    if spec.channel_order == "BGR":
+        pixels = rgb[..., ::-1]
+    elif spec.channel_order == "GRAY" and rgb.shape[-1] == 3:
+        pixels = _gray(rgb)
+    else:
+        pixels = rgb
+    out = pixels.astype(np.float32)
+    if spec.scale != 1.0:
+        out *= np.float32(spec.scale)
+    if spec.mean:
+        out -= np.asarray(spec.mean, dtype=np.float32)
+    return out
 
 
-def fit_rgb(rgb: np.ndarray, mode: str = "crop") -> np.ndarray:
-    """Resize (and crop) an RGB image to 227x227 the way :func:`preprocess` does."""
+def input_to_rgb(images: np.ndarray, spec: InputSpec = BVLC_INPUT) -> np.ndarray:
+    """The inverse of :func:`rgb_to_input`: model inputs back to uint8 pixels (rounded, clipped to 0..255).
+
+    Colour networks give RGB; grey ones give one channel. Feeds artifacts with embedded preprocessing
+    the same pictures as the float ones.
+    """
+    values = (np.asarray(images, dtype=np.float64) + np.asarray(spec.means)) / spec.scale
+    pixels = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels[..., ::-1] if spec.channel_order == "BGR" else pixels)
+
+
+def fit_rgb(rgb: np.ndarray, mode: str = "crop", spec: InputSpec = BVLC_INPUT) -> np.ndarray:
+    """Resize (and crop) an RGB image to the input size the way :func:`preprocess` does."""
     if mode not in MODES:
         raise InputError(f"resize mode: expected one of {', '.join(MODES)}, received {mode!r}")
     if mode == "resize":
-        return resize_rgb(rgb, INPUT_SIZE, INPUT_SIZE)
+        return resize_rgb(rgb, spec.width, spec.height)
     height, width = rgb.shape[:2]
-    scale = RESIZE_SHORTER / min(height, width)
-    size = (max(RESIZE_SHORTER, round(width * scale)), max(RESIZE_SHORTER, round(height * scale)))
-    return center_crop(resize_rgb(rgb, *size))
+    shorter = max(spec.resize_shorter, spec.height, spec.width)
+    scale = shorter / min(height, width)
+    size = (max(shorter, round(width * scale)), max(shorter, round(height * scale)))
+    return center_crop(resize_rgb(rgb, *size), (spec.height, spec.width))
 
 
-def preprocess(path: str | os.PathLike[str], mode: str = "crop") -> np.ndarray:
-    """One image file as a model input: float32 ``(227, 227, 3)``, BGR, mean-subtracted."""
-    return rgb_to_input(fit_rgb(load_rgb(path), mode))
+def preprocess(path: str | os.PathLike[str], mode: str | None = None, spec: InputSpec = BVLC_INPUT) -> np.ndarray:
+    """One image file as a model input: float32 ``(H, W, C)`` as ``spec`` says (mode: ``spec.fit`` by default)."""
+    return rgb_to_input(fit_rgb(load_rgb(path), mode or spec.fit, spec), spec)
 
 
-def preprocess_batch(paths: Sequence[str | os.PathLike[str]], mode: str = "crop") -> np.ndarray:
+def preprocess_batch(
+    paths: Sequence[str | os.PathLike[str]], mode: str | None = None, spec: InputSpec = BVLC_INPUT
+) -> np.ndarray:
     """Several image files as one float32 NHWC batch."""
-    return np.stack([preprocess(path, mode) for path in paths]).astype(np.float32, copy=False)
+    return np.stack([preprocess(path, mode, spec) for path in paths]).astype(np.float32, copy=False)
 
 
 def image_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -115,18 +148,20 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
-def synthetic_images(count: int, seed: int = 0) -> np.ndarray:
+def synthetic_images(count: int, seed: int = 0, spec: InputSpec = BVLC_INPUT) -> np.ndarray:
     """Seeded natural-ish images (smooth gradients plus noise) already preprocessed, float32 NHWC.
 
     Used when no image folder is given (calibration, verification); each goes through
-    :func:`rgb_to_input`, so only the pixels are synthetic, not the preprocessing.
+    :func:`rgb_to_input`, so only the pixels are synthetic, not the preprocessing. For BVLC AlexNet's
+    input the values are those of earlier releases.
     """
     rng = np.random.default_rng(seed)
-    grid = np.linspace(0.0, 1.0, INPUT_SIZE)
+    rows, cols = spec.height, spec.width
+    grid = np.linspace(0.0, 1.0, rows)
     batch = []
     for _ in range(count):
         colours = rng.uniform(0, 255, size=(2, 3))
-        mix = np.outer(grid, rng.uniform(0.2, 1.0, INPUT_SIZE))[..., None]
-        rgb = colours[0] * (1 - mix) + colours[1] * mix + rng.normal(0, 25, size=(INPUT_SIZE, INPUT_SIZE, 3))
-        batch.append(rgb_to_input(np.clip(rgb, 0, 255).astype(np.uint8)))
+        mix = np.outer(grid, rng.uniform(0.2, 1.0, cols))[..., None]
+        rgb = colours[0] * (1 - mix) + colours[1] * mix + rng.normal(0, 25, size=(rows, cols, 3))
+        batch.append(rgb_to_input(np.clip(rgb, 0, 255).astype(np.uint8), spec))
     return np.stack(batch)

@@ -1,27 +1,39 @@
-"""Float64 numpy forward pass of AlexNet: the oracle every artifact is compared with.
+"""Float64 numpy forward pass of any architecture: the oracle every artifact is compared with.
 
-Written independently of TensorFlow, from Caffe's definitions: convolution with symmetric zero
-padding and channel groups, across-channel LRN with Caffe's formula
-``b_c = a_c / (k + alpha / n * sum_{|c'-c| <= n//2} a_c'^2) ** beta``, and max-pooling whose output
-size Caffe rounds up (``ceil``). Layout facts come from :mod:`converters.spec` only.
+Written independently of TensorFlow, from the definitions in :mod:`converters.arch`: convolution with
+explicit zero padding (SAME computed as TF does) and channel groups; zero padding; across-channel LRN
+in Caffe's form ``b_c = a_c / (k + alpha / n * sum_{|c'-c| <= n//2} a_c'^2) ** beta``; inference
+BatchNormalization from its four statistics (never folded here, so a fold is checked, not assumed);
+max-pooling with VALID, SAME (padded positions ignored) or Caffe's CEIL rounding (windows clipped at
+the edge); flatten in ``hwc`` or ``chw`` order; dense layers; dropout as the identity. The logits are
+the last dense layer's output (a Softmax head's input).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import numpy as np
 
-from converters.spec import (
-    CONV_LAYERS,
-    DENSE_LAYERS,
+from converters.arch import (
     LRN,
-    POOL_SIZE,
-    POOL_STRIDE,
-    PROFILES,
-    LRNParams,
+    Architecture,
+    BatchNorm,
+    Conv,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool,
+    ReLU,
+    ZeroPad,
+    conv_pads,
+    pool_pads,
+    same_pads,
 )
+from converters.arch import pooled_size as _pooled
 from converters.weights import AlexNetWeights
+
+__all__ = ["conv2d", "dense64", "forward", "layer_outputs", "lrn", "max_pool", "pooled_size", "same_pads", "softmax"]
 
 
 def conv2d(
@@ -29,8 +41,8 @@ def conv2d(
     kernel: np.ndarray,
     bias: np.ndarray,
     *,
-    stride: int,
-    pads: tuple[int, int],
+    stride: int | tuple[int, int],
+    pads: tuple[int, int] | tuple[tuple[int, int], tuple[int, int]],
     groups: int,
 ) -> np.ndarray:
     """Grouped 2-D convolution (cross-correlation) of NHWC ``x`` with an HWIO grouped kernel.
@@ -39,14 +51,16 @@ def conv2d(
         x: input ``(N, H, W, C)``.
         kernel: ``(kh, kw, C/groups, C_out)``.
         bias: ``(C_out,)``.
-        stride: step in both spatial directions.
-        pads: zero padding ``(before, after)`` applied to both H and W.
+        stride: step, the same in both directions or ``(sh, sw)``.
+        pads: zero padding ``(before, after)`` for both axes, or ``((top, bottom), (left, right))``.
         groups: channel groups.
 
     """
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (pads, pads) if isinstance(pads[0], int) else pads
     kh, kw, cin_g, cout = kernel.shape
-    xp = np.pad(x, ((0, 0), pads, pads, (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    xp = np.pad(x, ((0, 0), ph, pw, (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     cout_g = cout // groups
     outs = []
     for g in range(groups):
@@ -56,38 +70,52 @@ def conv2d(
     return np.concatenate(outs, axis=3) + bias.astype(np.float64)
 
 
-def lrn(x: np.ndarray, params: LRNParams = LRN) -> np.ndarray:
+CAFFE_LRN = LRN()
+
+
+def lrn(x: np.ndarray, params: LRN = CAFFE_LRN) -> np.ndarray:
     """Caffe's across-channel local response normalization of NHWC ``x``."""
-    half = params.local_size // 2
+    half = params.size // 2
     squares = np.pad(np.square(x), ((0, 0), (0, 0), (0, 0), (half, half)))
-    window = sum(squares[..., i : i + x.shape[3]] for i in range(params.local_size))
-    return np.asarray(x / (params.k + params.alpha / params.local_size * window) ** params.beta)
+    window = sum(squares[..., i : i + x.shape[3]] for i in range(params.size))
+    return np.asarray(x / (params.k + params.alpha / params.size * window) ** params.beta)
 
 
-def pooled_size(size: int, *, ceil: bool, kernel: int = POOL_SIZE, stride: int = POOL_STRIDE) -> int:
-    """Output size of an unpadded max-pool; Caffe rounds up, TF ``VALID`` rounds down."""
-    steps = (size - kernel) / stride
-    out = (math.ceil(steps) if ceil else math.floor(steps)) + 1
-    if ceil and (out - 1) * stride >= size:  # Caffe: the last window must start inside the image
-        out -= 1
-    return out
+def max_pool(
+    x: np.ndarray,
+    *,
+    ceil: bool | None = None,
+    kernel: int | tuple[int, int] = 3,
+    stride: int | tuple[int, int] = 2,
+    padding: str = "VALID",
+) -> np.ndarray:
+    """Max-pool NHWC ``x``: VALID, SAME or CEIL; padded positions hold -inf, so they never win.
 
-
-def max_pool(x: np.ndarray, *, ceil: bool, kernel: int = POOL_SIZE, stride: int = POOL_STRIDE) -> np.ndarray:
-    """Max-pool NHWC ``x``; windows that run past the edge (Caffe's ceil mode) are clipped."""
+    ``ceil=True``/``False`` is the older spelling of ``padding="CEIL"``/``"VALID"``.
+    """
+    if ceil is not None:
+        padding = "CEIL" if ceil else "VALID"
+    size = (kernel, kernel) if isinstance(kernel, int) else kernel
+    steps = (stride, stride) if isinstance(stride, int) else stride
     _n, h, w, _c = x.shape
-    oh, ow = pooled_size(h, ceil=ceil), pooled_size(w, ceil=ceil)
-    need_h, need_w = (oh - 1) * stride + kernel, (ow - 1) * stride + kernel
-    xp = np.pad(x, ((0, 0), (0, max(need_h - h, 0)), (0, max(need_w - w, 0)), (0, 0)), constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(xp, (kernel, kernel), axis=(1, 2))
-    return np.asarray(windows[:, : oh * stride : stride, : ow * stride : stride].max(axis=(4, 5)))
+    spec = MaxPool(size, steps, padding)
+    (top, bottom), (left, right) = pool_pads(spec, h, w)
+    oh, ow = _pooled(h, size[0], steps[0], padding), _pooled(w, size[1], steps[1], padding)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(xp, size, axis=(1, 2))
+    return np.asarray(windows[:, : oh * steps[0] : steps[0], : ow * steps[1] : steps[1]].max(axis=(4, 5)))
 
 
-def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF ``SAME`` padding (before, after) for one spatial axis."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+def pooled_size(size: int, *, ceil: bool, kernel: int = 3, stride: int = 2) -> int:
+    """Output size of an unpadded max-pool axis; Caffe rounds up (``ceil``), TF ``VALID`` rounds down."""
+    return _pooled(size, kernel, stride, "CEIL" if ceil else "VALID")
+
+
+def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, variance: np.ndarray,
+               epsilon: float) -> np.ndarray:
+    """Inference BatchNormalization over the last axis, unfolded, in float64."""
+    as64 = [np.asarray(a, dtype=np.float64) for a in (gamma, beta, mean, variance)]
+    return np.asarray(as64[0] * (x - as64[2]) / np.sqrt(as64[3] + epsilon) + as64[1])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -108,32 +136,68 @@ def dense64(x: np.ndarray, kernel: np.ndarray, rows: int = 1024) -> np.ndarray:
     return out
 
 
-def forward(weights: AlexNetWeights, images: np.ndarray, *, profile: str = "caffe") -> np.ndarray:
-    """Logits of ``images`` (float NHWC ``(N, 227, 227, 3)``, BGR, mean-subtracted) in float64.
+def _step(layer: Layer, weights: AlexNetWeights) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The float64 function of one layer (``None``: the identity, e.g. dropout or the softmax head)."""
+    if isinstance(layer, Conv):
+        params = weights[layer.name]
+        return lambda x: conv2d(
+            x, params.kernel, params.bias, stride=layer.stride, pads=conv_pads(layer, x.shape[1], x.shape[2]),
+            groups=layer.groups,
+        )
+    if isinstance(layer, ZeroPad):
+        return lambda x: np.pad(x, ((0, 0), *layer.pads, (0, 0)))
+    if isinstance(layer, ReLU):
+        return lambda x: np.maximum(x, 0.0)
+    if isinstance(layer, LRN):
+        return lambda x: lrn(x, layer)
+    if isinstance(layer, BatchNorm):
+        norm = weights.norms[layer.name]
+        return lambda x: batch_norm(x, norm.gamma, norm.beta, norm.mean, norm.variance, layer.epsilon)
+    if isinstance(layer, MaxPool):
+        return lambda x: max_pool(x, kernel=layer.size, stride=layer.stride, padding=layer.padding)
+    if isinstance(layer, Flatten):
+        order = (0, 1, 2, 3) if layer.order == "hwc" else (0, 3, 1, 2)
+        return lambda x: x.transpose(order).reshape(x.shape[0], -1)
+    if isinstance(layer, Dense):
+        params = weights[layer.name]
+        return lambda x: dense64(x, params.kernel) + params.bias.astype(np.float64)
+    return None
+
+
+def layer_outputs(weights: AlexNetWeights, images: np.ndarray) -> list[np.ndarray]:
+    """The float64 output of every layer of ``weights.arch`` in order (the identity for dropout/softmax).
 
     Args:
-        weights: the canonical weight set.
-        images: preprocessed input batch.
-        profile: a name from :data:`converters.spec.PROFILES`.
+        weights: the canonical weight set (its architecture says what to compute).
+        images: preprocessed input batch, float NHWC at the architecture's input size.
 
     """
-    prof = PROFILES[profile]
     x = np.asarray(images, dtype=np.float64)
-    for spec in CONV_LAYERS:
-        layer = weights[spec.name]
-        pads = (spec.padding, spec.padding)
-        if spec.name == "conv1" and prof.conv1_same:
-            pads = same_pads(x.shape[1], spec.kernel_size, spec.stride)
-        x = conv2d(x, layer.kernel, layer.bias, stride=spec.stride, pads=pads, groups=spec.groups)
-        x = np.maximum(x, 0.0)
-        if spec.lrn:
-            x = lrn(x)
-        if spec.pool:
-            x = max_pool(x, ceil=prof.pool_ceil)
-    x = x.reshape(x.shape[0], -1)  # (h, w, c) order: fc6's rows
-    for dense in DENSE_LAYERS:
-        layer = weights[dense.name]
-        x = dense64(x, layer.kernel) + layer.bias.astype(np.float64)
-        if dense.relu:
-            x = np.maximum(x, 0.0)
+    outputs = []
+    for layer in weights.arch.layers:
+        step = _step(layer, weights)
+        x = step(x) if step is not None else x
+        outputs.append(x)
+    return outputs
+
+
+def forward(weights: AlexNetWeights, images: np.ndarray, *, arch: Architecture | None = None) -> np.ndarray:
+    """Logits of ``images`` (preprocessed, float NHWC at the input size) in float64.
+
+    Args:
+        weights: the canonical weight set; its architecture is used unless ``arch`` is given.
+        images: preprocessed input batch.
+        arch: compute this architecture instead (same weights; e.g. guerzhoy on bvlc weights).
+
+    """
+    if arch is not None and arch is not weights.arch:
+        weights = AlexNetWeights(weights.layers, arch, weights.norms, weights.source)
+    x = np.asarray(images, dtype=np.float64)
+    expected = (weights.arch.input.height, weights.arch.input.width, weights.arch.input.channels)
+    if x.shape[1:] != expected:
+        raise ValueError(f"oracle: expected images of shape (N, {', '.join(map(str, expected))}), received {x.shape}")
+    for layer in weights.arch.layers:
+        step = _step(layer, weights)
+        if step is not None:
+            x = step(x)
     return x

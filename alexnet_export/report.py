@@ -15,25 +15,62 @@ def _g(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _layer_table(title: str, rows: Any) -> Table:
+    table = Table(title=title)
+    for column in ("layer", "type", "output (h x w x c)", "parameters"):
+        table.add_column(column)
+    for row in rows:
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        table.add_row(row["layer"], row["type"], " x ".join(map(str, row["output"])), params)
+    return table
+
+
+def print_architecture(arch: Any, *, console: Console | None = None) -> None:
+    """Print ``arch show``: the input line and one row per layer with its output shape."""
+    from converters.arch import parameter_count, trace
+
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    shapes = trace(arch)
+    rows = [
+        {"layer": getattr(layer, "name", "") or layer.type, "type": layer.type, "output": list(shapes[i + 1]),
+         "params": {k: v for k, v in layer.__dict__.items() if k != "name"}}
+        for i, layer in enumerate(arch.layers)
+    ]
+    console.print(f"{arch.name}: {arch.description}")
+    console.print(f"input: {arch.input.describe()}; predict fits pictures by {arch.input.fit}")
+    console.print(_layer_table(arch.name, rows))
+    console.print(f"parameters: {parameter_count(arch):,}; classes: {arch.num_classes}")
+
+
 def print_summary(summary: WeightsSummary, *, console: Console | None = None) -> None:
-    """Print the ``inspect`` table and the checksum lines."""
+    """Print the ``inspect`` tables (architecture, then tensors) and the checksum lines."""
     console = console or Console(width=None if sys.stdout.isatty() else 120)
+    console.print(_layer_table(f"architecture {summary.architecture}", summary.shapes))
     table = Table(title=f"{summary.path}" if summary.path else "weights")
     for column in ("tensor", "shape", "groups", "dtype", "params", "min", "max", "mean", "std", "NaN", "Inf"):
         table.add_column(column, justify="left" if column in ("tensor", "shape", "dtype") else "right")
     for layer in summary.layers:
-        for label, stats in (("kernel", layer.kernel), ("bias", layer.bias)):
+        labelled: tuple[tuple[str, Any], ...] = (("kernel", layer.kernel), ("bias", layer.bias))
+        if layer.kind == "batchnorm":
+            labelled = (
+                ("gamma", layer.kernel), ("beta", layer.bias), ("mean", layer.extra[0]), ("variance", layer.extra[1])
+            )
+        for label, stats in labelled:
             table.add_row(
                 f"{layer.name}/{label}", "x".join(map(str, stats.shape)),
                 str(layer.groups) if label == "kernel" else "", stats.dtype,
-                f"{layer.parameters:,}" if label == "kernel" else "",
+                f"{layer.parameters:,}" if label in ("kernel", "gamma") else "",
                 _g(stats.min), _g(stats.max), _g(stats.mean), _g(stats.std), str(stats.nan), str(stats.inf),
             )
     console.print(table)
     size = "full size" if summary.full_size else "not full size"
     console.print(f"parameters: {summary.parameters:,} ({size}), classes: {summary.num_classes}")
-    verdict = "matches the published checksum" if summary.matches_published else "does NOT match the published checksum"
-    console.print(f"sha256: {summary.sha256} ({verdict} {summary.published_sha256[:12]}...)")
+    if summary.architecture in ("bvlc-alexnet", "guerzhoy"):
+        verdict = "matches" if summary.matches_published else "does NOT match"
+        verdict += " the published checksum"
+        console.print(f"sha256: {summary.sha256} ({verdict} {summary.published_sha256[:12]}...)")
+    else:
+        console.print(f"sha256: {summary.sha256}")
     if summary.nonfinite:
         console.print(f"[red]{summary.nonfinite} NaN/Inf values: these weights cannot be exported[/]")
 
@@ -66,6 +103,11 @@ def print_verify(report: Any, *, console: Console | None = None) -> None:
     console.print(table)
     for check in report.weights:
         detail = f": {', '.join(check.mismatches)}" if check.mismatches else ""
+        if check.status == "fold-exact":
+            detail = (
+                f" (BatchNormalization folded into {', '.join(check.folded)}: "
+                "within 2 float32 ulps of the float64 fold)"
+            )
         console.print(f"weights {check.status}: {check.artifact}{detail}", highlight=False)
     for entry in report.image_top5:
         best = entry["predictions"][0]

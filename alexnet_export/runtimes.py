@@ -139,9 +139,9 @@ def savedmodel_rows(path: Path, *, tf32: bool = False) -> list[Row]:
 
 
 def onnx_layout(session: Any) -> str:
-    """``nchw`` when the session's ``images`` input has 3 channels second, else ``nhwc``."""
+    """``nhwc`` when the session's ``images`` input ends in its channels (1 or 3), else ``nchw``."""
     shape = session.get_inputs()[0].shape
-    return "nchw" if len(shape) == 4 and shape[1] == 3 else "nhwc"
+    return "nchw" if len(shape) == 4 and shape[-1] not in (1, 3) else "nhwc"
 
 
 ONNX_PROVIDERS: dict[str, str] = {

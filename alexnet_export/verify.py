@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -35,8 +35,9 @@ from alexnet_export.parity import (
 )
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
 from alexnet_export.reference import forward, softmax
+from converters.arch import Architecture, InputSpec, load_arch
 from converters.errors import InputError
-from converters.weights import AlexNetWeights
+from converters.weights import AlexNetWeights, with_arch
 
 SCHEMA_VERSION = 1
 FIXTURE_IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
@@ -56,22 +57,32 @@ class Inputs:
         return hashlib.sha256(np.ascontiguousarray(self.images, dtype=np.float32).tobytes()).hexdigest()
 
 
-def make_inputs(*, count: int = 8, seed: int = 0, images_dir: Path | None = None, fixtures: bool = True) -> Inputs:
+def make_inputs(
+    *,
+    count: int = 8,
+    seed: int = 0,
+    images_dir: Path | None = None,
+    fixtures: bool = True,
+    spec: InputSpec | None = None,
+) -> Inputs:
     """Seeded synthetic images, the sample images in ``fixtures/images`` and those in ``images_dir``.
+
+    All preprocessed for ``spec`` (default: BVLC AlexNet's input), i.e. in the network's input space.
 
     Raises:
         InputError: ``images_dir`` is missing, empty or holds an unreadable image.
 
     """
+    spec = spec or load_arch(None).input
     parts, sources = [], []
     if count:
-        parts.append(synthetic_images(count, seed=seed))
+        parts.append(synthetic_images(count, seed=seed, spec=spec))
         sources.append(f"{count} seeded synthetic images (seed {seed})")
     for folder, label in ((FIXTURE_IMAGES if fixtures else None, "fixtures"), (images_dir, "--images")):
         if folder is None or (label == "fixtures" and not folder.is_dir()):
             continue
         files = image_files(folder)
-        parts.append(preprocess_batch(files))
+        parts.append(preprocess_batch(files, spec=spec))
         sources.extend(f"{label}: {path.name}" for path in files)
     if not parts:
         raise InputError("--batch: expected at least one image, received 0 synthetic images and no folder")
@@ -113,15 +124,23 @@ class RowResult:
 
 @dataclass(frozen=True)
 class WeightCheck:
-    """Weight parity of one artifact: ``bit-exact``, ``mismatch`` or ``not applicable`` (quantised)."""
+    """Weight parity of one artifact: ``bit-exact``, ``fold-exact``, ``mismatch`` or ``not applicable`` (quantised).
+
+    ``fold-exact``: every layer bit-exact except the ones BatchNormalization was folded into, which are
+    within :data:`FOLD_ULPS` float32 ulps of an independent float64 fold (``folded`` names them).
+    """
 
     artifact: str
     status: str
     mismatches: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The check as JSON-ready values."""
-        return {"artifact": self.artifact, "status": self.status, "mismatches": list(self.mismatches)}
+        return {
+            "artifact": self.artifact, "status": self.status, "mismatches": list(self.mismatches),
+            "folded": list(self.folded),
+        }
 
 
 @dataclass(frozen=True)
@@ -230,29 +249,94 @@ def _row(
     return replace(row, status=status, metrics=metrics, tolerance=tolerance, failures=missed, details=runner.details)
 
 
+FOLD_ULPS = 2  # a fold computed in float64 in another order rounds to float32 within this many ulps
+
+
+def independent_fold(weights: AlexNetWeights) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The folded (kernel, bias) of every layer BatchNormalization folds into, in float64.
+
+    Written apart from :mod:`converters.fold` (loops over channels and spatial cells instead of a
+    channel map and einsum), so that ``verify`` checks the fold instead of repeating it.
+    """
+    from converters.arch import BatchNorm, Flatten, fold_plan, trace
+
+    arch = weights.arch
+    layers = {n: (lay.kernel.astype(np.float64), lay.bias.astype(np.float64)) for n, lay in weights.layers.items()}
+    shapes = trace(arch, weights.widths)
+    position = {getattr(lay, "name", None): i for i, lay in enumerate(arch.layers)}
+    for bn, into, where in fold_plan(arch):
+        spec = arch.layers[position[bn]]
+        assert isinstance(spec, BatchNorm)
+        norm = weights.norms[bn]
+        gamma, beta, mean, var = (a.astype(np.float64) for a in norm.arrays())
+        scale = gamma / np.sqrt(var + spec.epsilon)
+        shift = beta - mean * scale
+        kernel, bias = layers[into]
+        if where == "previous":
+            layers[into] = (kernel * scale, bias * scale + shift)
+        elif kernel.ndim == 4:
+            layers[into] = _fold_conv_input(kernel, bias, scale, shift, arch.groups_of(into))
+        else:
+            height, width, channels = shapes[position[bn]] if into != arch.param_layers[0].name else (1, 1, 0)
+            cells = kernel.shape[0] // scale.shape[0]
+            order = next((lay.order for lay in arch.layers if isinstance(lay, Flatten)), "hwc")
+            row_scale = np.tile(scale, cells) if order == "hwc" else np.repeat(scale, cells)
+            row_shift = np.tile(shift, cells) if order == "hwc" else np.repeat(shift, cells)
+            del height, width, channels
+            layers[into] = (kernel * row_scale[:, None], bias + (kernel * row_shift[:, None]).sum(axis=0))
+    return {into: layers[into] for _, into, _ in fold_plan(arch)}
+
+
+def _fold_conv_input(
+    kernel: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray, groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    out = kernel.copy()
+    new_bias = bias.copy()
+    per_in, per_out = kernel.shape[2], kernel.shape[3] // groups
+    for g in range(groups):
+        outs = slice(g * per_out, (g + 1) * per_out)
+        for i in range(per_in):
+            channel = g * per_in + i
+            out[:, :, i, outs] = kernel[:, :, i, outs] * scale[channel]
+            new_bias[outs] += kernel[:, :, i, outs].sum(axis=(0, 1)) * shift[channel]
+    return out, new_bias
+
+
+def _within_fold(actual: np.ndarray, expected64: np.ndarray) -> bool:
+    expected = expected64.astype(np.float32)
+    allowed = FOLD_ULPS * np.spacing(np.abs(expected)) + 1e-12 * float(np.abs(expected64).max(initial=0.0))
+    return bool(np.all(np.abs(actual.astype(np.float64) - expected64) <= allowed + np.abs(expected - expected64)))
+
+
 def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) -> WeightCheck:
-    """Bit-exact comparison of the weights stored in an fp32 artifact with the source."""
+    """Comparison of the weights stored in an fp32 artifact with the source: bit-exact, or fold-exact."""
     from alexnet_export.extract import extract
 
     if precision != "fp32":
         return WeightCheck(str(path), "not applicable")
     try:
-        stored = extract(path)
+        stored = extract(path, arch=weights.arch)
     except InputError as exc:
         return WeightCheck(str(path), "mismatch", (str(exc),))
+    folds = independent_fold(weights) if weights.norms else {}
     mismatches = []
     for name, layer in weights.layers.items():
         other = stored.layers.get(name)
-        for part, mine in (("kernel", layer.kernel), ("bias", layer.bias)):
+        for index, (part, mine) in enumerate((("kernel", layer.kernel), ("bias", layer.bias))):
             theirs = None if other is None else getattr(other, part)
             if theirs is None or theirs.shape != mine.shape:
                 mismatches.append(f"{name}/{part} shape {None if theirs is None else theirs.shape} != {mine.shape}")
+            elif name in folds:
+                if not _within_fold(theirs, folds[name][index]):
+                    worst = float(np.abs(theirs - folds[name][index]).max())
+                    mismatches.append(f"{name}/{part} (folded: off the float64 fold by up to {worst:.3g})")
             elif not np.array_equal(theirs, mine):
                 count = int(np.count_nonzero(theirs != mine))
                 mismatches.append(
                     f"{name}/{part} ({count} values differ, max {float(np.abs(theirs - mine).max()):.3g})"
                 )
-    return WeightCheck(str(path), "mismatch" if mismatches else "bit-exact", tuple(mismatches))
+    status = "mismatch" if mismatches else "fold-exact" if folds else "bit-exact"
+    return WeightCheck(str(path), status, tuple(mismatches), tuple(sorted(folds)))
 
 
 def environment(tf32: bool, rows: list[RowResult]) -> dict[str, Any]:
@@ -290,6 +374,7 @@ def verify(
     tolerance: dict[str, float] | None = None,
     include_graph: bool = True,
     reference_kernels: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> Report:
     """Run the parity matrix and the weight checks.
 
@@ -303,26 +388,31 @@ def verify(
         tolerance: overrides of the tolerance fields (e.g. ``{"max_rel": 1e-4}``), for every precision.
         include_graph: add the canonical TF graph rows as the first rows.
         reference_kernels: add LiteRT reference-kernel rows for TFLite files.
+        labels: class names for the image top-5 (default: ImageNet's, when there are 1000 classes).
 
     """
+    from alexnet_export.artifacts import artifact_architecture
     from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows
 
     formats = {path: detect_format(path) for path in paths}
     options = {path: artifact_options(path) for path in paths}
     precisions = {path: artifact_precision(path, fmt) for path, fmt in formats.items()}
+    bound = {path: with_architecture(weights, artifact_architecture(path), path) for path in paths}
+    spec = weights.arch.input
     fed = {False: inputs.images}  # what each kind of artifact is given, made once
     oracles: dict[tuple[str, bool], np.ndarray] = {}
 
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        """The images to give an artifact (uint8 RGB when it embeds preprocessing) and its oracle logits."""
-        profile = options[path].get("profile", "caffe") if path is not None else "caffe"
+        """The images to give an artifact (uint8 pictures when it embeds preprocessing) and its oracle logits."""
+        source = bound[path] if path is not None else weights
         embedded = path is not None and bool(options[path].get("embed_preprocessing", False))
         if embedded not in fed:
-            fed[embedded] = input_to_rgb(inputs.images)
-        if (profile, embedded) not in oracles:
-            model_input = rgb_to_input(fed[embedded]) if embedded else fed[embedded]
-            oracles[profile, embedded] = forward(weights, model_input, profile=profile)
-        return fed[embedded], oracles[profile, embedded]
+            fed[embedded] = input_to_rgb(inputs.images, spec)
+        key = (source.arch.dumps(), embedded)
+        if key not in oracles:
+            model_input = rgb_to_input(fed[embedded], spec) if embedded else fed[embedded]
+            oracles[key] = forward(source, model_input)
+        return fed[embedded], oracles[key]
     rows: list[RowResult] = []
 
     def tolerance_for(precision: str) -> Tolerance:
@@ -339,20 +429,26 @@ def verify(
             partial(artifact_rows, path, tf32=tf32, reference_kernels=reference_kernels), device,
             str(path), precisions[path], *feed(path), tolerance_for(precisions[path]),
         )
-        checks.append(weight_check(path, formats[path], precisions[path], weights))
+        checks.append(weight_check(path, formats[path], precisions[path], bound[path]))
         gc.collect()
     source = weights.source
     pictures = [s for s in inputs.sources if s.startswith(("fixtures: ", "--images: "))]
     probabilities = softmax(feed(None)[1][len(inputs.images) - len(pictures) :])
     image_top5 = tuple(
-        {"source": name, "predictions": top_k_classes(p, min(5, p.shape[0]))}
+        {"source": name, "predictions": top_k_classes(p, min(5, p.shape[0]), labels=labels)}
         for name, p in zip(pictures, probabilities, strict=True)
     )
     return Report(
         rows=tuple(rows),
         weights=tuple(checks),
         inputs=inputs,
-        artifacts={str(p): {"format": formats[p], "precision": precisions[p], "files": tree_sha256(p)} for p in paths},
+        artifacts={
+            str(p): {
+                "format": formats[p], "precision": precisions[p], "architecture": bound[p].arch.name,
+                "files": tree_sha256(p),
+            }
+            for p in paths
+        },
         environment=environment(tf32, rows),
         source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
         require_gpu=require_gpu,
@@ -386,18 +482,30 @@ class AccuracyProfile:
         )
 
 
-def accuracy_profile(
-    path: Path, weights: AlexNetWeights, *, precision: str, count: int = 8, profile: str = "caffe"
-) -> AccuracyProfile:
+def with_architecture(weights: AlexNetWeights, arch: Architecture, where: Path | str) -> AlexNetWeights:
+    """``weights`` validated against ``arch`` (an artifact's own), or ``weights`` when that is theirs already.
+
+    Raises:
+        InputError: the weights do not fit the artifact's architecture.
+
+    """
+    try:
+        return with_arch(weights, arch)
+    except InputError as exc:
+        raise InputError(f"{where}: implements architecture {arch.name}, which the weights do not fit: {exc}") from None
+
+
+def accuracy_profile(path: Path, weights: AlexNetWeights, *, precision: str, count: int = 8) -> AccuracyProfile:
     """The first runtime row (LiteRT XNNPACK for TFLite) of ``path`` on ``count`` synthetic images."""
     from alexnet_export.runtimes import artifact_rows
 
-    images = synthetic_images(count, seed=0)
+    spec = weights.arch.input
+    images = synthetic_images(count, seed=0, spec=spec)
     if embeds_preprocessing(Path(path)):
-        images = input_to_rgb(images)
-        expected = forward(weights, rgb_to_input(images), profile=profile)
+        images = input_to_rgb(images, spec)
+        expected = forward(weights, rgb_to_input(images, spec))
     else:
-        expected = forward(weights, images, profile=profile)
+        expected = forward(weights, images)
     runner = artifact_rows(path)[0]
     row = _row(str(path), precision, runner, images, expected, TOLERANCES[precision])
     return AccuracyProfile(row, Path(path).stat().st_size)

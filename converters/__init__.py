@@ -1,4 +1,4 @@
-"""Weights only: read, validate, convert and write AlexNet weights with numpy (and h5py).
+"""Weights only: architectures as data; read, validate, convert and write their weights with numpy (and h5py).
 
 This package never imports TensorFlow, ONNX or tf2onnx.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from converters.arch import Architecture
 from converters.bvlc_npy import read_npy, write_npy
 from converters.errors import AlexNetExportError, InputError, OutputExistsError, UnsafePickleError, WeightsError
 from converters.weights import AlexNetWeights, Layer, Source, build_weights
@@ -30,14 +31,19 @@ __all__ = [
 
 
 def read_weights(
-    path: str | os.PathLike[str], *, allow_cast: bool = False, check_finite: bool = True
+    path: str | os.PathLike[str],
+    *,
+    allow_cast: bool = False,
+    check_finite: bool = True,
+    arch: Architecture | None = None,
 ) -> AlexNetWeights:
-    """Read a weight file: the bvlc_alexnet.npy layout, or HDF5 written by this toolkit (by magic bytes).
+    """Read a weight file: the bvlc_alexnet.npy layout, or HDF5 (this toolkit's or Keras'), by magic bytes.
 
     Args:
         path: the weight file.
         allow_cast: convert float64/float16 arrays to float32 instead of refusing them.
         check_finite: refuse NaN and Inf values.
+        arch: the architecture (default: the one this toolkit's HDF5 records, else bvlc-alexnet).
 
     """
     try:
@@ -48,5 +54,5 @@ def read_weights(
     if is_hdf5:
         from converters.hdf5 import read_h5
 
-        return read_h5(path, allow_cast=allow_cast, check_finite=check_finite)
-    return read_npy(path, allow_cast=allow_cast, check_finite=check_finite)
+        return read_h5(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)
+    return read_npy(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)

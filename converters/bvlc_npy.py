@@ -19,12 +19,13 @@ import io
 import os
 import pickle
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
 import numpy as np
 
+from converters.arch import Architecture
 from converters.atomic import atomic_output
 from converters.errors import UnsafePickleError, WeightsError
 from converters.weights import AlexNetWeights, Source, build_weights, merge_group_entries
@@ -128,19 +129,29 @@ def _text(key: object) -> object:
     return key.decode("latin1") if isinstance(key, bytes) else key
 
 
-def _pair(value: object, where: str, name: str) -> tuple[object, object]:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return value[0], value[1]
+_NORM_KEYS = (("gamma", "beta", "moving_mean", "moving_variance"), ("gamma", "beta", "mean", "variance"))
+
+
+def _entry(value: object, where: str, name: str) -> tuple[object, ...]:
+    """``[W, b]``, ``(W, b)`` or ``{"weights", "biases"}``; BatchNormalization ``[gamma, beta, mean, var]``."""
+    if isinstance(value, (list, tuple)) and len(value) in (2, 4):
+        return tuple(value)
     if isinstance(value, dict):
         fields = {_text(k): v for k, v in value.items()}
         if set(fields) == {"weights", "biases"}:
             return fields["weights"], fields["biases"]
+        for keys in _NORM_KEYS:
+            if set(fields) == set(keys):
+                return tuple(fields[k] for k in keys)
     shown = type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else "")
-    raise WeightsError(f"{where}: layer {name}: expected [W, b] or {{'weights', 'biases'}}, received {shown}")
+    raise WeightsError(
+        f"{where}: layer {name}: expected [W, b], {{'weights', 'biases'}} or a BatchNormalization "
+        f"[gamma, beta, moving_mean, moving_variance], received {shown}"
+    )
 
 
-def entries_from_pickle(obj: object, where: str) -> dict[str, tuple[object, object]]:
-    """Turn the unpickled object into ``{layer: (kernel, bias)}``; keys may be str or bytes.
+def entries_from_pickle(obj: object, where: str) -> dict[str, tuple[object, ...]]:
+    """Turn the unpickled object into ``{layer: arrays}``; keys may be str or bytes.
 
     ``np.save`` wraps the dict in a 0-d object array; a bare dict is accepted too.
     """
@@ -148,19 +159,23 @@ def entries_from_pickle(obj: object, where: str) -> dict[str, tuple[object, obje
         obj = obj[()]
     if not isinstance(obj, dict):
         raise WeightsError(f"{where}: expected a dict of layers, received {type(obj).__name__}")
-    entries: dict[str, tuple[object, object]] = {}
+    entries: dict[str, tuple[object, ...]] = {}
     for key, value in obj.items():
         name = _text(key)
         if not isinstance(name, str):
             raise WeightsError(f"{where}: expected layer names as str or bytes, received {key!r}")
         if name in entries:
             raise WeightsError(f"{where}: layer {name} appears twice (as str and bytes)")
-        entries[name] = _pair(value, where, name)
+        entries[name] = _entry(value, where, name)
     return entries
 
 
 def read_npy(
-    path: str | os.PathLike[str], *, allow_cast: bool = False, check_finite: bool = True
+    path: str | os.PathLike[str],
+    *,
+    allow_cast: bool = False,
+    check_finite: bool = True,
+    arch: Architecture | None = None,
 ) -> AlexNetWeights:
     """Read ``bvlc_alexnet.npy`` (or a file in its layout) without executing code from it.
 
@@ -168,6 +183,7 @@ def read_npy(
         path: the ``.npy`` file.
         allow_cast: convert float64/float16 arrays to float32 instead of refusing them.
         check_finite: refuse NaN and Inf values.
+        arch: the architecture whose layer names the dict uses (default: bvlc-alexnet).
 
     Returns:
         The validated canonical weight set, with the file's sha256 as its source.
@@ -196,10 +212,10 @@ def read_npy(
         except Exception as exc:
             raise WeightsError(f"{where}: corrupt pickle: {type(exc).__name__}: {exc}") from None
         reader.drain()  # bytes already buffered were hashed when read from the file
-    entries = merge_group_entries(entries_from_pickle(obj, where), where=where)
+    entries = merge_group_entries(entries_from_pickle(obj, where), where=where, arch=arch)
     source = Source(path=where, sha256=reader.sha256.hexdigest(), format="npy")
     return build_weights(
-        entries, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source
+        entries, arch=arch, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source
     )
 
 
@@ -242,17 +258,17 @@ def _write_array(out: IO[bytes], array: np.ndarray) -> None:
     out.write(b"tb")
 
 
-def write_pickle(out: IO[bytes], layers: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Write ``{name: [kernel, bias]}`` wrapped in a 0-d object array, as ``np.save`` does.
+def write_pickle(out: IO[bytes], layers: Mapping[str, Sequence[np.ndarray]]) -> None:
+    """Write ``{name: [kernel, bias]}`` (BatchNormalization: four arrays) in a 0-d object array, as ``np.save`` does.
 
     The bytes are those of Python 2's protocol-2 pickler: ``str`` keys and array payloads as
     ``SHORT_BINSTRING``/``BINSTRING``; float32 arrays only.
     """
     out.write(b"\x80\x02" + _RECONSTRUCT_NDARRAY + b"(" + _int(1) + b")" + _DTYPE_OBJECT + b"\x89]}(")
-    for name, (kernel, bias) in layers.items():
+    for name, arrays in layers.items():
         out.write(_str(name.encode("ascii")) + b"](")
-        _write_array(out, kernel)
-        _write_array(out, bias)
+        for array in arrays:
+            _write_array(out, array)
         out.write(b"e")
     out.write(b"uatb.")
 
@@ -273,4 +289,6 @@ def write_npy(weights: AlexNetWeights, path: str | os.PathLike[str], *, force: b
     )
     with atomic_output(path, force=force) as tmp, open(tmp, "wb") as out:
         out.write(header.getvalue())
-        write_pickle(out, {name: (layer.kernel, layer.bias) for name, layer in weights.layers.items()})
+        entries: dict[str, Sequence[np.ndarray]] = {n: (lay.kernel, lay.bias) for n, lay in weights.layers.items()}
+        entries.update({name: norm.arrays() for name, norm in weights.norms.items()})
+        write_pickle(out, entries)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.spec import FULL_PARAMETER_COUNT, PUBLISHED_SHA256
-from converters.weights import AlexNetWeights, groups_of
+from converters.arch import PUBLISHED_SHA256, parameter_count, trace
+from converters.weights import AlexNetWeights
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,15 @@ class TensorStats:
 
 @dataclass(frozen=True)
 class LayerSummary:
-    """One layer: its groups, parameter count and the statistics of kernel and bias."""
+    """One layer: its groups, parameter count and the statistics of its arrays (kernel and bias, or BN's four)."""
 
     name: str
+    kind: str
     groups: int
     parameters: int
     kernel: TensorStats
     bias: TensorStats
+    extra: tuple[TensorStats, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,13 @@ class WeightsSummary:
     full_size: bool
     num_classes: int
     layers: tuple[LayerSummary, ...]
+    architecture: str = "bvlc-alexnet"
+    shapes: tuple[dict[str, Any], ...] = ()
 
     @property
     def nonfinite(self) -> int:
         """Total NaN and Inf values over all layers."""
-        return sum(t.nan + t.inf for lay in self.layers for t in (lay.kernel, lay.bias))
+        return sum(t.nan + t.inf for lay in self.layers for t in (lay.kernel, lay.bias, *lay.extra))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -78,16 +82,25 @@ def tensor_stats(array: np.ndarray) -> TensorStats:
 
 def summarize(weights: AlexNetWeights) -> WeightsSummary:
     """Summarize every layer of ``weights`` and compare the source file with the published pin."""
-    layers = tuple(
+    arch = weights.arch
+    layers = [
         LayerSummary(
-            name=name,
-            groups=groups_of(name),
+            name=name, kind="conv" if name in arch.convs else "dense", groups=weights.groups_of(name),
             parameters=int(layer.kernel.size + layer.bias.size),
-            kernel=tensor_stats(layer.kernel),
-            bias=tensor_stats(layer.bias),
+            kernel=tensor_stats(layer.kernel), bias=tensor_stats(layer.bias),
         )
         for name, layer in weights.layers.items()
-    )
+    ]
+    layers += [
+        LayerSummary(
+            name=name, kind="batchnorm", groups=1, parameters=4 * int(norm.gamma.size),
+            kernel=tensor_stats(norm.gamma), bias=tensor_stats(norm.beta),
+            extra=(tensor_stats(norm.mean), tensor_stats(norm.variance)),
+        )
+        for name, norm in weights.norms.items()
+    ]
+    named = [getattr(lay, "name", None) for lay in arch.layers]
+    order = {name: i for i, name in enumerate(n for n in named if n)}
     sha = weights.source.sha256 if weights.source else None
     return WeightsSummary(
         path=weights.source.path if weights.source else None,
@@ -95,7 +108,23 @@ def summarize(weights: AlexNetWeights) -> WeightsSummary:
         matches_published=sha == PUBLISHED_SHA256,
         published_sha256=PUBLISHED_SHA256,
         parameters=weights.parameter_count,
-        full_size=weights.parameter_count == FULL_PARAMETER_COUNT,
+        full_size=weights.parameter_count == parameter_count(arch, {arch.layer_names[-1]: weights.num_classes}),
         num_classes=weights.num_classes,
-        layers=layers,
+        layers=tuple(sorted(layers, key=lambda lay: order[lay.name])),
+        architecture=arch.name,
+        shapes=layer_shapes(weights),
     )
+
+
+def layer_shapes(weights: AlexNetWeights) -> tuple[dict[str, Any], ...]:
+    """Every layer of the architecture with its output feature-map shape (h, w, c) for these widths."""
+    arch = weights.arch
+    shapes = trace(arch, weights.widths)
+    rows = []
+    for index, layer in enumerate(arch.layers):
+        params = {k: v for k, v in layer.__dict__.items() if k != "name"}
+        rows.append(
+            {"layer": getattr(layer, "name", "") or layer.type, "type": layer.type, "output": list(shapes[index + 1]),
+             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}}
+        )
+    return tuple(rows)

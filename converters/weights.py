@@ -1,8 +1,10 @@
-"""The canonical AlexNet weight set and its validation against :mod:`converters.spec`.
+"""The canonical weight set of an architecture and its validation against :mod:`converters.arch`.
 
 One frozen :class:`AlexNetWeights` holds a (kernel, bias) pair of read-only, C-contiguous float32
-arrays per layer ``conv1``..``fc8``: conv kernels in grouped HWIO layout ``(kh, kw, C_in/G, C_out)``,
-fc kernels ``(in, out)`` with fc6 rows in ``(h, w, c)`` order (an NHWC flatten of pool5). Every
+arrays per convolution and dense layer (``conv1``..``fc8`` for BVLC AlexNet) and the four statistics
+of every BatchNormalization layer: conv kernels in grouped HWIO layout ``(kh, kw, C_in/G, C_out)``,
+dense kernels ``(in, out)`` with the first dense layer's rows in the flatten order the architecture
+states (``(h, w, c)``, an NHWC flatten, for every preset). It carries its architecture. Every
 reader in ``converters`` produces one through :func:`build_weights`; everything downstream consumes it
 and never re-derives layout facts from a file.
 """
@@ -12,15 +14,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
 from converters import groups as groups_mod
+from converters.arch import (
+    DEFAULT_ARCH,
+    PRESETS,
+    Architecture,
+    BatchNorm,
+    expected_kernel_shape,
+    input_width,
+    trace,
+)
 from converters.errors import WeightsError
-from converters.spec import CONV_BY_NAME, LAYER_NAMES, expected_kernel_shape, input_channels
 
 _CASTABLE = (np.dtype(np.float64), np.dtype(np.float16))
 
@@ -58,17 +68,38 @@ class Layer:
     bias: np.ndarray
 
 
+NORM_PARTS: tuple[str, ...] = ("gamma", "beta", "mean", "variance")
+
+
+@dataclass(frozen=True, eq=False)
+class Norm:
+    """The four statistics of one BatchNormalization layer (read-only float32 arrays of one length)."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """gamma, beta, moving mean, moving variance (Keras' order)."""
+        return self.gamma, self.beta, self.mean, self.variance
+
+
 @dataclass(frozen=True, eq=False)
 class AlexNetWeights:
-    """The canonical weight set; build it with :func:`build_weights`.
+    """The canonical weight set of one architecture; build it with :func:`build_weights`.
 
     Attributes:
-        layers: ``conv1``..``fc8`` in network order.
+        layers: kernel and bias of every convolution and dense layer, in network order.
+        arch: the architecture the weights were validated against.
+        norms: the BatchNormalization statistics, in network order.
         source: the file the weights were read from, if any.
 
     """
 
     layers: Mapping[str, Layer]
+    arch: Architecture = field(default_factory=lambda: PRESETS[DEFAULT_ARCH])
+    norms: Mapping[str, Norm] = field(default_factory=lambda: MappingProxyType({}))
     source: Source | None = field(default=None, compare=False)
 
     def __iter__(self) -> Iterator[str]:
@@ -78,39 +109,50 @@ class AlexNetWeights:
         return self.layers[name]
 
     def bit_equal(self, other: AlexNetWeights) -> bool:
-        """Whether ``other`` holds the same layers with bit-identical kernels and biases."""
-        return list(self.layers) == list(other.layers) and all(
-            a.kernel.shape == b.kernel.shape
-            and a.kernel.tobytes() == b.kernel.tobytes()
-            and a.bias.tobytes() == b.bias.tobytes()
-            for a, b in zip(self.layers.values(), other.layers.values(), strict=True)
+        """Whether ``other`` holds the same layers and statistics, bit for bit."""
+        mine, theirs = self.all_arrays(), other.all_arrays()
+        return list(mine) == list(theirs) and all(
+            a.shape == b.shape and a.tobytes() == b.tobytes()
+            for a, b in zip(mine.values(), theirs.values(), strict=True)
         )
+
+    def all_arrays(self) -> dict[str, np.ndarray]:
+        """Every array keyed ``layer/part`` (``conv1/kernel``, ``bn1/gamma``), in network order."""
+        out: dict[str, np.ndarray] = {}
+        for name, layer in self.layers.items():
+            out[f"{name}/kernel"], out[f"{name}/bias"] = layer.kernel, layer.bias
+        for name, norm in self.norms.items():
+            out.update({f"{name}/{part}": array for part, array in zip(NORM_PARTS, norm.arrays(), strict=True)})
+        return out
 
     @property
     def widths(self) -> dict[str, int]:
-        """Output width of every layer (``fc8``'s width is the class count)."""
+        """Output width of every layer with weights (the last one's width is the class count)."""
         return {name: int(layer.kernel.shape[-1]) for name, layer in self.layers.items()}
 
     @property
     def num_classes(self) -> int:
-        """Number of output classes (columns of fc8)."""
-        return int(self.layers["fc8"].kernel.shape[1])
+        """Number of output classes (columns of the last dense kernel)."""
+        return int(list(self.layers.values())[-1].kernel.shape[-1])
 
     @property
     def parameter_count(self) -> int:
-        """Total number of weights and biases."""
-        return sum(layer.kernel.size + layer.bias.size for layer in self.layers.values())
+        """Total number of weights, biases and BatchNormalization statistics."""
+        return sum(array.size for array in self.all_arrays().values())
 
     @property
     def nbytes(self) -> int:
         """Total bytes of all arrays."""
-        return sum(layer.kernel.nbytes + layer.bias.nbytes for layer in self.layers.values())
+        return sum(array.nbytes for array in self.all_arrays().values())
+
+    def groups_of(self, name: str) -> int:
+        """Channel groups of layer ``name`` (1 for dense layers)."""
+        return self.arch.groups_of(name)
 
 
-def groups_of(name: str) -> int:
-    """Number of channel groups of layer ``name`` (1 for fc layers)."""
-    spec = CONV_BY_NAME.get(name)
-    return spec.groups if spec else 1
+def groups_of(name: str, arch: Architecture | None = None) -> int:
+    """Number of channel groups of layer ``name`` in ``arch`` (default: bvlc-alexnet; 1 for dense)."""
+    return (arch or PRESETS[DEFAULT_ARCH]).groups_of(name)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -144,36 +186,50 @@ def _check_finite(array: np.ndarray, what: str) -> None:
         raise WeightsError(f"{what}: expected finite values, received {nans} NaN and {infs} Inf")
 
 
-def check_layer_names(names: list[str], where: str) -> None:
-    """Refuse unknown layer names first, then missing ones, naming the file."""
-    unknown = [n for n in names if n not in LAYER_NAMES]
+def check_layer_names(names: list[str], where: str, arch: Architecture | None = None) -> None:
+    """Refuse unknown layer names first, then missing ones, naming the file and the architecture."""
+    arch = arch or PRESETS[DEFAULT_ARCH]
+    expected = arch.layer_names + arch.norm_names
+    unknown = [n for n in names if n not in expected]
     if unknown:
         raise WeightsError(
-            f"{where}: unknown layer {unknown[0]!r}; expected only {', '.join(LAYER_NAMES)}"
+            f"{where}: unknown layer {unknown[0]!r}; expected only {', '.join(expected)} (architecture {arch.name})"
         )
-    missing = [n for n in LAYER_NAMES if n not in names]
+    missing = [n for n in expected if n not in names]
     if missing:
         raise WeightsError(
-            f"{where}: missing layer {', '.join(missing)}; expected all of {', '.join(LAYER_NAMES)}"
+            f"{where}: missing layer {', '.join(missing)}; expected all of {', '.join(expected)} "
+            f"(architecture {arch.name})"
         )
+
+
+def _entry(value: Sequence[object], count: int, where: str, name: str) -> Sequence[object]:
+    if len(value) != count:
+        what = "[kernel, bias]" if count == 2 else "[gamma, beta, moving_mean, moving_variance]"
+        raise WeightsError(f"{where}: layer {name}: expected {what}, received {len(value)} arrays")
+    return value
 
 
 def build_weights(
-    arrays: Mapping[str, tuple[object, object]],
+    arrays: Mapping[str, Sequence[object]],
     *,
+    arch: Architecture | None = None,
     where: str = "weights",
     allow_cast: bool = False,
     check_finite: bool = True,
     source: Source | None = None,
 ) -> AlexNetWeights:
-    """Validate ``{layer: (kernel, bias)}`` against the spec and freeze it as :class:`AlexNetWeights`.
+    """Validate ``{layer: arrays}`` against ``arch`` and freeze it as :class:`AlexNetWeights`.
 
-    Widths and the class count are read from the kernels' last axes; every other dimension must agree
-    with the spec. A grouped layer given a dense block-diagonal kernel is converted to the grouped
-    layout. The caller's arrays are not modified; float32 C-contiguous input is not copied.
+    Layers with weights take ``(kernel, bias)``; BatchNormalization layers ``(gamma, beta, moving_mean,
+    moving_variance)``. Widths and the class count are read from the kernels' last axes; every other
+    dimension must agree with the architecture. A grouped layer given a dense block-diagonal kernel is
+    converted to the grouped layout. The caller's arrays are not modified; float32 C-contiguous input is
+    not copied.
 
     Args:
-        arrays: kernel and bias per layer name.
+        arrays: arrays per layer name.
+        arch: the architecture (default: bvlc-alexnet).
         where: the file (or other origin) named in error messages.
         allow_cast: convert float64/float16 to float32 instead of refusing them.
         check_finite: refuse NaN and Inf values (only ``inspect`` turns this off, to count them).
@@ -183,11 +239,12 @@ def build_weights(
         WeightsError: a missing or unknown layer, a wrong rank, shape or dtype, or NaN/Inf values.
 
     """
-    check_layer_names(list(arrays), where)
+    arch = arch or PRESETS[DEFAULT_ARCH]
+    check_layer_names(list(arrays), where, arch)
     checked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in LAYER_NAMES:
-        kernel, bias = arrays[name]
-        ndim = 4 if name in CONV_BY_NAME else 2
+    for name in arch.layer_names:
+        kernel, bias = _entry(arrays[name], 2, where, name)
+        ndim = 4 if name in arch.convs else 2
         checked[name] = (
             _check_array(kernel, f"{where}: layer {name} kernel", ndim, allow_cast),
             _check_array(bias, f"{where}: layer {name} bias", 1, allow_cast),
@@ -195,7 +252,7 @@ def build_weights(
     widths = {name: int(kernel.shape[-1]) for name, (kernel, _) in checked.items()}
     layers: dict[str, Layer] = {}
     for name, (kernel, bias) in checked.items():
-        kernel = _canonical_kernel(name, kernel, widths, where)
+        kernel = _canonical_kernel(arch, name, kernel, widths, where)
         if bias.shape != (widths[name],):
             raise WeightsError(
                 f"{where}: layer {name} bias: expected shape ({widths[name]},), received {bias.shape}"
@@ -204,14 +261,63 @@ def build_weights(
             _check_finite(kernel, f"{where}: layer {name} kernel")
             _check_finite(bias, f"{where}: layer {name} bias")
         layers[name] = Layer(kernel=_frozen(kernel), bias=_frozen(bias))
-    return AlexNetWeights(layers=MappingProxyType(layers), source=source)
+    norms = _check_norms(arch, arrays, widths, where, allow_cast, check_finite)
+    return AlexNetWeights(layers=MappingProxyType(layers), arch=arch, norms=norms, source=source)
 
 
-def _canonical_kernel(name: str, kernel: np.ndarray, widths: dict[str, int], where: str) -> np.ndarray:
-    expected = expected_kernel_shape(name, widths)
-    groups = groups_of(name)
+def with_arch(weights: AlexNetWeights, arch: Architecture, *, where: str | None = None) -> AlexNetWeights:
+    """``weights`` validated against another architecture (e.g. guerzhoy for bvlc weights); the same arrays.
+
+    Returns ``weights`` itself when ``arch`` is already theirs.
+
+    Raises:
+        WeightsError: the arrays do not fit ``arch``.
+
+    """
+    if arch.to_json() == weights.arch.to_json():
+        return weights
+    arrays: dict[str, Sequence[object]] = {name: (lay.kernel, lay.bias) for name, lay in weights.layers.items()}
+    arrays.update({name: norm.arrays() for name, norm in weights.norms.items()})
+    origin = where or (weights.source.path if weights.source else "weights")
+    return build_weights(arrays, arch=arch, where=origin, source=weights.source)
+
+
+def _check_norms(
+    arch: Architecture,
+    arrays: Mapping[str, Sequence[object]],
+    widths: Mapping[str, int],
+    where: str,
+    allow_cast: bool,
+    check_finite: bool,
+) -> Mapping[str, Norm]:
+    shapes = trace(arch, widths)
+    norms: dict[str, Norm] = {}
+    for index, layer in enumerate(arch.layers):
+        if not isinstance(layer, BatchNorm):
+            continue
+        channels = shapes[index][2]
+        parts = []
+        for part, value in zip(NORM_PARTS, _entry(arrays[layer.name], 4, where, layer.name), strict=True):
+            what = f"{where}: layer {layer.name} {part}"
+            array = _check_array(value, what, 1, allow_cast)
+            if array.shape != (channels,):
+                raise WeightsError(f"{what}: expected shape ({channels},), received {array.shape}")
+            if check_finite:
+                _check_finite(array, what)
+            parts.append(_frozen(array))
+        if check_finite and (parts[3] < 0).any():
+            raise WeightsError(f"{where}: layer {layer.name} variance: expected values >= 0, received negative ones")
+        norms[layer.name] = Norm(*parts)
+    return MappingProxyType(norms)
+
+
+def _canonical_kernel(
+    arch: Architecture, name: str, kernel: np.ndarray, widths: dict[str, int], where: str
+) -> np.ndarray:
+    expected = expected_kernel_shape(arch, name, widths)
+    groups = arch.groups_of(name)
     if groups > 1:
-        c_in, c_out = input_channels(name, widths), widths[name]
+        c_in, c_out = input_width(arch, name, widths), widths[name]
         if c_in % groups or c_out % groups:
             raise WeightsError(
                 f"{where}: layer {name}: expected input and output channels divisible by {groups} "
@@ -226,12 +332,12 @@ def _canonical_kernel(name: str, kernel: np.ndarray, widths: dict[str, int], whe
     return kernel
 
 
-_GROUP_KEY = re.compile(r"^(conv\d)_(\d+)$")
+_GROUP_KEY = re.compile(r"^(\w+?)_(\d+)$")
 
 
 def merge_group_entries(
-    entries: Mapping[str, tuple[object, object]], *, where: str = "weights"
-) -> dict[str, tuple[object, object]]:
+    entries: Mapping[str, Sequence[object]], *, where: str = "weights", arch: Architecture | None = None
+) -> dict[str, Sequence[object]]:
     """Merge per-group entries such as ``conv2_1``, ``conv2_2`` into one grouped ``conv2`` entry.
 
     Some converters store each group of a grouped layer as its own layer (numbered from 1). Kernels
@@ -243,16 +349,18 @@ def merge_group_entries(
             1..G, or the parts do not fit together.
 
     """
-    merged: dict[str, tuple[object, object]] = {}
-    parts: dict[str, dict[int, tuple[object, object]]] = {}
+    arch = arch or PRESETS[DEFAULT_ARCH]
+    grouped = {name for name, conv in arch.convs.items() if conv.groups > 1}
+    merged: dict[str, Sequence[object]] = {}
+    parts: dict[str, dict[int, Sequence[object]]] = {}
     for key, value in entries.items():
         match = _GROUP_KEY.match(key)
-        if match and match.group(1) in CONV_BY_NAME:
+        if match and match.group(1) in grouped and key not in arch.layer_names and len(value) == 2:
             parts.setdefault(match.group(1), {})[int(match.group(2))] = value
         else:
             merged[key] = value
     for name, by_index in parts.items():
-        expected = list(range(1, groups_of(name) + 1))
+        expected = list(range(1, arch.groups_of(name) + 1))
         if name in merged or sorted(by_index) != expected:
             raise WeightsError(
                 f"{where}: layer {name}: expected either {name} or per-group entries "

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from converters.arch import PRESETS
 from converters.bvlc_npy import write_npy
-from converters.spec import BGR_MEAN
 from converters.synthetic import synthesize
 from converters.weights import AlexNetWeights
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+BGR_MEAN = PRESETS["bvlc-alexnet"].input.mean
 SMALL = {"seed": 3, "width_divisor": 8, "num_classes": 17}
 
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from converters import read_weights
+from converters.arch import PRESETS
 from converters.bvlc_npy import read_npy, write_npy
 from converters.errors import OutputExistsError, UnsafePickleError, WeightsError
 from converters.groups import split, to_dense
-from converters.spec import LAYER_NAMES
 from converters.weights import AlexNetWeights
 from tests.conftest import layer_dict, npy_with, raw_pickle_npy
+
+LAYER_NAMES = PRESETS["bvlc-alexnet"].layer_names
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden" / "synthetic_seed3_w8_c17.npy.sha256"
 
@@ -136,7 +138,7 @@ BAD_LAYOUTS = [
     ("float16", lambda d: d["fc8"].__setitem__(1, d["fc8"][1].astype(np.float16)), r"layer fc8 bias: expected float32, received float16"),
     ("int", lambda d: d["fc8"].__setitem__(1, d["fc8"][1].astype(np.int32)), r"layer fc8 bias: expected float32, received int32$"),
     ("not-array", lambda d: d["fc8"].__setitem__(1, [1.0, 2.0]), r"layer fc8 bias: expected a numpy array, received list"),
-    ("triple", lambda d: d["fc8"].append(d["fc8"][1]), r"layer fc8: expected \[W, b\] or \{'weights', 'biases'\}, received list of length 3"),
+    ("triple", lambda d: d["fc8"].append(d["fc8"][1]), r"layer fc8: expected \[W, b\], \{'weights', 'biases'\} or a BatchNormalization .*, received list of length 3"),
     ("nan", lambda d: d["conv4"][0].__setitem__((0, 0, 0, slice(0, 3)), np.nan),
      r"layer conv4 kernel: expected finite values, received 3 NaN and 0 Inf"),
     ("inf", lambda d: d["fc6"][1].__setitem__(slice(0, 2), np.inf), r"layer fc6 bias: expected finite values, received 0 NaN and 2 Inf"),

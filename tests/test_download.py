@@ -188,7 +188,7 @@ def test_cli_exit_codes_and_lines(cli, server: Server, tmp_path: Path) -> None:
 def test_the_default_pin_is_the_published_one() -> None:
     import inspect
 
-    from converters.spec import PUBLISHED_SHA256
+    from converters.arch import PUBLISHED_SHA256
 
     assert inspect.signature(download).parameters["sha256"].default == PUBLISHED_SHA256
 

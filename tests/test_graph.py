@@ -1,4 +1,4 @@
-"""The canonical TF graph against the float64 oracle, for every group mode and profile."""
+"""The canonical TF graph against the float64 oracle, for every group mode and the two bvlc-weight presets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ tf = pytest.importorskip("tensorflow")
 
 from alexnet_export.graph import AlexNet, check_options  # noqa: E402
 from alexnet_export.reference import forward, softmax  # noqa: E402
+from converters.arch import PRESETS  # noqa: E402
 from converters.errors import InputError  # noqa: E402
-from converters.weights import AlexNetWeights  # noqa: E402
+from converters.weights import AlexNetWeights, with_arch  # noqa: E402
+
+BVLC_PRESETS = {"caffe": PRESETS["bvlc-alexnet"], "guerzhoy": PRESETS["guerzhoy"]}
 
 FP32_RTOL = 1e-5  # relative to the largest |logit|: measured ~5e-7 on these weights
 
@@ -22,14 +25,14 @@ def assert_logits_close(actual: np.ndarray, expected: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def oracle(small_weights: AlexNetWeights, images5: np.ndarray) -> dict[str, np.ndarray]:
-    return {p: forward(small_weights, images5, profile=p) for p in ("caffe", "guerzhoy")}
+    return {p: forward(small_weights, images5, arch=arch) for p, arch in BVLC_PRESETS.items()}
 
 
 @pytest.mark.parametrize("profile", ["caffe", "guerzhoy"])
 @pytest.mark.parametrize("groups", ["native", "split", "dense"])
 @pytest.mark.parametrize("batch", [1, 2, 5])
 def test_graph_matches_oracle(small_weights, images5, oracle, groups: str, profile: str, batch: int) -> None:
-    module = AlexNet(small_weights, groups=groups, profile=profile)
+    module = AlexNet(with_arch(small_weights, BVLC_PRESETS[profile]), groups=groups)
     out = module.serve(tf.constant(images5[:batch]))
     assert set(out) == {"logits", "probabilities"}
     assert out["logits"].shape == (batch, 17)
@@ -71,6 +74,4 @@ def test_graph_uses_caffe_lrn_constants(small_weights: AlexNetWeights) -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(InputError, match=r"--groups: expected one of native, split, dense, received 'grouped'"):
-        check_options(groups="grouped", profile="caffe")
-    with pytest.raises(InputError, match=r"--profile: expected one of caffe, guerzhoy, received 'tf'"):
-        check_options(groups="native", profile="tf")
+        check_options(groups="grouped")

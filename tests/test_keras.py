@@ -54,8 +54,11 @@ def test_the_model_follows_the_contract_and_matches_the_oracle(small_weights: Al
 
 
 def test_guerzhoy_profile_matches_its_oracle(small_weights: AlexNetWeights, images5) -> None:
-    logits = np.asarray(keras_model.build_model(small_weights, profile="guerzhoy")(images5)["logits"])
-    oracle = forward(small_weights, images5, profile="guerzhoy")
+    from converters.arch import PRESETS
+    from converters.weights import with_arch
+
+    logits = np.asarray(keras_model.build_model(with_arch(small_weights, PRESETS["guerzhoy"]))(images5)["logits"])
+    oracle = forward(small_weights, images5, arch=PRESETS["guerzhoy"])
     assert _rel(logits, oracle) < 1e-5
     assert _rel(logits, forward(small_weights, images5)) > 1e-3  # the profile really changes the function
 
@@ -89,7 +92,7 @@ def test_a_file_saved_by_keras_itself_is_read(tmp_path: Path, small_weights: Ale
 def test_cli_round_trips_npy_keras_npy_to_the_same_bytes(cli, tmp_path: Path, small_npy: Path) -> None:
     result = cli("npy2keras", small_npy, tmp_path / "w.weights.h5")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"wrote {tmp_path / 'w.weights.h5'} (Keras 3 weights, layers conv1..fc8,")
+    assert result.stdout.startswith(f"wrote {tmp_path / 'w.weights.h5'} (Keras 3 weights, layers named as the architecture,")
     assert cli("h52npy", tmp_path / "w.weights.h5", tmp_path / "back.npy").exit_code == 0
     assert (tmp_path / "back.npy").read_bytes() == small_npy.read_bytes()
     assert cli("inspect", tmp_path / "w.weights.h5").exit_code == 0
@@ -128,12 +131,11 @@ def _swap(group: h5py.Group, key: str, data: np.ndarray) -> None:
 
 
 BROKEN = [
-    ("missing-layer", lambda f: f["layers"].__delitem__(_vars(f, "conv3").parent.name.split("/")[-1]), r"missing layer conv3"),
-    ("unknown-layer", lambda f: _vars(f, "fc8").attrs.__setitem__("name", "fc9"), r"unknown layer 'fc9'"),
-    ("missing-dataset", lambda f: _vars(f, "fc7").__delitem__("1"), r"layer fc7 \(/layers/.*/vars\): expected datasets 0 \(kernel\) and 1 \(bias\), received \['0'\]"),
+    ("missing-layer", lambda f: f["layers"].__delitem__(_vars(f, "conv3").parent.name.split("/")[-1]), r"expected 5 conv layers for architecture bvlc-alexnet, received 4 \(conv1, conv2, conv4, conv5\)"),
+    ("missing-dataset", lambda f: _vars(f, "fc7").__delitem__("1"), r"layer fc7 \(/layers/.*/vars\): expected datasets 0, 1 \(kernel, bias\) or 0..3 \(BatchNormalization\), received \['0'\]"),
     ("wrong-shape", lambda f: _swap(_vars(f, "fc7"), "1", np.zeros(5, np.float32)), r"layer fc7 bias: expected shape \(512,\), received \(5,\)"),
     ("wrong-dtype", lambda f: _swap(_vars(f, "fc8"), "1", np.zeros(17, np.float64)), r"layer fc8 bias: expected float32, received float64"),
-    ("no-name", lambda f: _vars(f, "conv1").attrs.__delitem__("name"), r"/layers/.*/vars has no name attribute"),
+    ("no-name", lambda f: _vars(f, "conv1").attrs.__delitem__("name"), r"layer conv1 kernel: expected shape \(11, 11, 3, 32\), received \(5, 5, 6, 32\)"),
 ]
 
 

@@ -31,14 +31,15 @@ from tests.test_graph import assert_logits_close  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OPSETS = [13, 17, NEWEST_OPSET]
-_MODELS: dict[OnnxOptions, onnx.ModelProto] = {}
+_MODELS: dict[tuple[str, OnnxOptions], onnx.ModelProto] = {}
 
 
 def model_for(weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
     """Build each option set once per test session."""
-    if options not in _MODELS:
-        _MODELS[options] = build_model(weights, options)
-    return _MODELS[options]
+    key = (weights.arch.name, options)
+    if key not in _MODELS:
+        _MODELS[key] = build_model(weights, options)
+    return _MODELS[key]
 
 
 def run_onnx(model: onnx.ModelProto | Path, images: np.ndarray, layout: str) -> dict[str, np.ndarray]:
@@ -69,8 +70,11 @@ def test_onnxruntime_matches_oracle(
 
 
 def test_guerzhoy_profile_matches_its_oracle(small_weights: AlexNetWeights, images5: np.ndarray) -> None:
-    model = model_for(small_weights, OnnxOptions(profile="guerzhoy", layout="nchw"))
-    expected = forward(small_weights, images5[:2], profile="guerzhoy")
+    from converters.arch import PRESETS
+    from converters.weights import with_arch
+
+    model = model_for(with_arch(small_weights, PRESETS["guerzhoy"]), OnnxOptions(layout="nchw"))
+    expected = forward(small_weights, images5[:2], arch=PRESETS["guerzhoy"])
     assert_logits_close(run_onnx(model, images5[:2], "nchw")["logits"], expected)
     assert not np.allclose(expected, forward(small_weights, images5[:2]), rtol=1e-3)
 
@@ -134,7 +138,7 @@ def test_initializers_are_the_weights_in_named_layouts(small_weights: AlexNetWei
             assert np.array_equal(stored[f"{name}/kernel"], hwio_to_oihw(small_weights[name].kernel))
             assert np.array_equal(stored[f"{name}/bias"], small_weights[name].bias)
         fc6 = small_weights["fc6"].kernel
-        assert np.array_equal(stored["fc6/kernel"], fc6_rows_hwc_to_chw(fc6) if layout == "nchw" else fc6)
+        assert np.array_equal(stored["fc6/kernel"], fc6_rows_hwc_to_chw(fc6, (6, 6, 32)) if layout == "nchw" else fc6)
         assert np.array_equal(stored["fc8/kernel"], small_weights["fc8"].kernel)
 
 
@@ -229,7 +233,7 @@ def test_cli_npy2onnx_reports_node_counts(cli, tmp_path: Path, small_npy: Path) 
     result = cli("npy2onnx", small_npy, tmp_path / "m.onnx", "--layout", "nchw", "--opset", "13", "--quiet")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == f"wrote {tmp_path / 'm.onnx'} (ONNX opset 13, IR 7, layout=nchw, groups=native, profile=caffe)"
+    assert lines[0] == f"wrote {tmp_path / 'm.onnx'} (ONNX opset 13, IR 7, bvlc-alexnet, layout=nchw, groups=native)"
     assert lines[1] == "nodes: 22 (Relu 7, Conv 5, Gemm 3, MaxPool 3, LRN 2, Reshape 1, Softmax 1)"
 
 

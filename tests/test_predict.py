@@ -96,7 +96,7 @@ def test_text_output_names_the_runtime_and_ranks_classes(cli, models: dict[str, 
     result = cli("predict", models["tflite"], SAMPLES[0], "--top", "3")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"model: {models['tflite']} (tflite) on LiteRT XNNPACK"
+    assert lines[0] == f"model: {models['tflite']} (tflite, bvlc-alexnet) on LiteRT XNNPACK"
     assert lines[1] == str(SAMPLES[0]) and len(lines) == 5
     assert [line.split()[0] for line in lines[2:]] == ["1.", "2.", "3."]
     probabilities = [float(line.split()[1]) for line in lines[2:]]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alexnet_export.reference import conv2d, lrn, max_pool, pooled_size, same_pads
-from converters.spec import LRN, LRNParams
+from converters.arch import LRN
 
 
 def test_lrn_matches_caffes_formula_by_hand() -> None:
@@ -24,9 +24,10 @@ def test_lrn_matches_caffes_formula_by_hand() -> None:
 
 
 def test_lrn_constants_are_caffes_and_tf_takes_alpha_over_n() -> None:
-    assert (LRN.local_size, LRN.alpha, LRN.beta, LRN.k) == (5, 1e-4, 0.75, 1.0)
-    assert LRN.tf_depth_radius == 2 and LRN.tf_alpha == pytest.approx(2e-5)
-    wrong = lrn(np.full((1, 1, 1, 5), 200.0), LRNParams(alpha=5e-4))  # alpha 1e-4 used as TF's alpha
+    caffe = LRN()
+    assert (caffe.size, caffe.alpha, caffe.beta, caffe.k) == (5, 1e-4, 0.75, 1.0)
+    assert caffe.tf_depth_radius == 2 and caffe.tf_alpha == pytest.approx(2e-5)
+    wrong = lrn(np.full((1, 1, 1, 5), 200.0), LRN(alpha=5e-4))  # alpha 1e-4 used as TF's alpha
     assert not np.allclose(wrong, lrn(np.full((1, 1, 1, 5), 200.0)), rtol=1e-3)
 
 

@@ -44,13 +44,16 @@ def reload_logits(model_dir: Path, images: np.ndarray, tmp_path: Path) -> tuple[
     return np.load(tmp_path / "logits.npy"), out.stdout
 
 
-@pytest.mark.parametrize("options", [SavedModelOptions(), SavedModelOptions(groups="split", profile="guerzhoy")], ids=["native-caffe", "split-guerzhoy"])
-def test_reloaded_savedmodel_matches_oracle(tmp_path: Path, small_weights: AlexNetWeights, options: SavedModelOptions) -> None:
-    model_dir = export_savedmodel(small_weights, tmp_path / "sm", options=options)
+@pytest.mark.parametrize(("options", "arch"), [(SavedModelOptions(), "bvlc-alexnet"), (SavedModelOptions(groups="split"), "guerzhoy")], ids=["native-caffe", "split-guerzhoy"])
+def test_reloaded_savedmodel_matches_oracle(tmp_path: Path, small_weights: AlexNetWeights, options: SavedModelOptions, arch: str) -> None:
+    from converters.arch import PRESETS
+    from converters.weights import with_arch
+
+    model_dir = export_savedmodel(with_arch(small_weights, PRESETS[arch]), tmp_path / "sm", options=options)
     images = make_images(3, seed=7)
     logits, printed = reload_logits(model_dir, images, tmp_path)
     assert "['logits', 'probabilities'] (None, 227, 227, 3)" in printed
-    assert_logits_close(logits, forward(small_weights, images, profile=options.profile))
+    assert_logits_close(logits, forward(small_weights, images, arch=PRESETS[arch]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy", "logits.npy", "sm"]
 
 
@@ -60,10 +63,11 @@ def test_manifest_records_provenance(tmp_path: Path, small_npy: Path) -> None:
     weights = read_weights(small_npy)
     model_dir = export_savedmodel(weights, tmp_path / "sm", options=SavedModelOptions(groups="dense"))
     manifest = json.loads((model_dir / MANIFEST_NAME).read_text())
-    assert manifest["format"] == "savedmodel" and manifest["options"] == {"groups": "dense", "profile": "caffe", "embed_preprocessing": False}
+    assert manifest["format"] == "savedmodel" and manifest["options"] == {"groups": "dense", "embed_preprocessing": False}
     assert manifest["source"]["sha256"] == file_sha256(small_npy)
     assert manifest["versions"]["tensorflow"] == tf.__version__
     assert manifest["model"] == {"num_classes": 17, "parameters": weights.parameter_count}
+    assert manifest["architecture"] == weights.arch.to_json() and manifest["architecture"]["name"] == "bvlc-alexnet"
     files = manifest["files"]
     assert {"saved_model.pb", "variables/variables.index"} <= set(files)
     for name, digest in files.items():
@@ -122,6 +126,8 @@ def test_cli_npy2savedmodel(cli, tmp_path: Path, small_npy: Path) -> None:
     assert bad.stderr == "error: --groups: expected one of native, split, dense, received 'grouped'\n"
     bad = cli("npy2savedmodel", small_npy, tmp_path / "x", "--profile", "tf")
     assert bad.stderr == "error: --profile: expected one of caffe, guerzhoy, received 'tf'\n"
+    bad = cli("npy2savedmodel", small_npy, tmp_path / "x", "--arch", "alexnet9")
+    assert bad.exit_code == 2 and "--arch: expected a preset (bvlc-alexnet, guerzhoy, tfnn-paper" in bad.stderr
 
 
 def test_cli_bad_weights_writes_nothing(cli, tmp_path: Path) -> None:

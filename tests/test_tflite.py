@@ -71,7 +71,7 @@ def test_int8_calibrates_on_a_folder_and_records_it(tmp_path: Path, small_weight
     summary = export_tflite(
         small_weights, tmp_path / "m.tflite", options=TFLiteOptions(precision="int8", calibration=str(images))
     )
-    assert summary.calibration == f"3 images from {images}, Caffe preprocessing"
+    assert summary.calibration == f"3 images from {images}, preprocessed as 227x227x3 BGR, 0-255 minus the mean (B, G, R) = (104.007, 116.669, 122.679), float32"
     manifest = json.loads(sidecar_manifest_path(tmp_path / "m.tflite").read_text())
     assert manifest["calibration"]["description"] == summary.calibration and len(manifest["calibration"]["sha256"]) == 64
     assert manifest["options"]["precision"] == "int8"

@@ -3,14 +3,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from converters.arch import PRESETS, expected_kernel_shape, parameter_count
 from converters.errors import WeightsError
-from converters.spec import FULL_PARAMETER_COUNT, FULL_WIDTHS, LAYER_NAMES, expected_kernel_shape
 from converters.synthetic import synthesize, synthetic_widths
 from converters.weights import AlexNetWeights, build_weights, merge_group_entries
 
+BVLC = PRESETS["bvlc-alexnet"]
+LAYER_NAMES = BVLC.layer_names
+FULL_WIDTHS = BVLC.widths()
+FULL_PARAMETER_COUNT = parameter_count(BVLC)
+
 
 def test_full_size_shapes_match_the_published_file() -> None:
-    shapes = {name: expected_kernel_shape(name, FULL_WIDTHS) for name in LAYER_NAMES}
+    shapes = {name: expected_kernel_shape(BVLC, name, FULL_WIDTHS) for name in LAYER_NAMES}
     assert shapes == {
         "conv1": (11, 11, 3, 96), "conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384),
         "conv4": (3, 3, 192, 384), "conv5": (3, 3, 192, 256), "fc6": (9216, 4096),
@@ -70,7 +75,7 @@ def test_synthetic_is_deterministic_and_seed_dependent() -> None:
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        pytest.param({"width_divisor": 3}, r"--width-divisor: expected a divisor leaving every width even .*received 3", id="divisor-3"),
+        pytest.param({"width_divisor": 3}, r"--width-divisor: expected a divisor leaving every width a multiple of 2 for architecture bvlc-alexnet, received 3", id="divisor-3"),
         pytest.param({"width_divisor": 32}, r"--width-divisor: .*received 32 \(conv1 has 96 channels\)", id="odd-width"),
         pytest.param({"width_divisor": 0}, r"--width-divisor: expected a positive integer, received 0", id="zero"),
         pytest.param({"num_classes": 0}, r"--num-classes: expected a positive integer, received 0", id="classes"),

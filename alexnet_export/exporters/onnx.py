@@ -35,9 +35,9 @@ from alexnet_export import __version__
 from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
 from alexnet_export.progress import QUIET, Progress
 from converters import groups as groups_mod
+from converters.arch import GROUP_MODES, LRN, Architecture, check_choice, first_dense, flatten_input
 from converters.errors import InputError
 from converters.layouts import fc6_rows_hwc_to_chw
-from converters.spec import BGR_MEAN, GROUP_MODES, INPUT_CHANNELS, INPUT_SIZE, LAYER_NAMES, LRN, PROFILES, check_choice
 from converters.weights import AlexNetWeights
 
 LAYOUTS: tuple[str, ...] = ("nhwc", "nchw")
@@ -46,13 +46,17 @@ MIN_OPSET = 13  # Softmax-13 normalises the last axis only; older opsets flatten
 NEWEST_OPSET = 26  # the newest opset onnxruntime 1.31 loads (27 is refused); onnx 1.23 defines 28
 TF2ONNX_MAX_OPSET = 18  # tf2onnx 1.17 converts up to 18; newer opsets go through onnx's version converter
 BATCH_DIM = "batch"
-PREPROCESSING = (
-    f"{INPUT_SIZE}x{INPUT_SIZE} BGR, 0-255 minus the mean (B, G, R) = {BGR_MEAN}, float32"
-)
-EMBEDDED_PREPROCESSING = (
-    "embedded: input uint8 RGB [batch, H, W, 3]; in-graph bilinear resize to 227x227 (half-pixel, no antialias), "
-    f"RGB->BGR, minus the mean (B, G, R) = {BGR_MEAN}"
-)
+
+
+def preprocessing(arch: Architecture, *, embedded: bool) -> str:
+    """What the model's ``images`` input expects, for ``metadata_props``."""
+    if not embedded:
+        return arch.input.describe()
+    spec = arch.input
+    return (
+        f"embedded: input uint8 {'RGB' if spec.channels == 3 else 'grey'} [batch, H, W, {spec.channels}]; in-graph "
+        f"bilinear resize to {spec.height}x{spec.width} (half-pixel, no antialias), then {spec.describe()}"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,6 @@ class OnnxOptions:
         opset: ONNX opset of the default domain, from :data:`MIN_OPSET` to :data:`NEWEST_OPSET`.
         layout: ``nhwc`` (input [batch, 227, 227, 3], as the contract) or ``nchw`` ([batch, 3, 227, 227]).
         groups: grouped-layer mode: ``native`` (Conv group=2), ``split`` or ``dense``.
-        profile: ``caffe`` or ``guerzhoy``.
         embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph (layout nhwc only).
 
     """
@@ -71,7 +74,6 @@ class OnnxOptions:
     opset: int = DEFAULT_OPSET
     layout: str = "nhwc"
     groups: str = "native"
-    profile: str = "caffe"
     embed_preprocessing: bool = False
 
     def check(self) -> None:
@@ -83,7 +85,6 @@ class OnnxOptions:
         """
         check_choice("--layout", self.layout, LAYOUTS)
         check_choice("--groups", self.groups, GROUP_MODES)
-        check_choice("--profile", self.profile, tuple(PROFILES))
         if not MIN_OPSET <= self.opset <= NEWEST_OPSET:
             raise InputError(f"--opset: expected {MIN_OPSET}..{NEWEST_OPSET}, received {self.opset}")
         if self.embed_preprocessing and self.layout != "nhwc":
@@ -97,7 +98,14 @@ def _placeholder(name: str) -> str:
     return name.replace("/", "_")
 
 
-def convert_structure(weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
+def _part_names(arch: Architecture, name: str) -> tuple[str, str]:
+    """Initializer names of a layer's arrays: ``kernel``/``bias``, or ``scale``/``offset`` (a BN left unfolded)."""
+    return (f"{name}/kernel", f"{name}/bias") if name in arch.layer_names else (f"{name}/scale", f"{name}/offset")
+
+
+def convert_structure(
+    arch: Architecture, params: dict[str, tuple[np.ndarray, np.ndarray]], options: OnnxOptions
+) -> onnx.ModelProto:
     """tf2onnx's conversion of the native-groups graph with every weight as a graph input.
 
     Only shapes of the weights enter TensorFlow; the returned model has no weight data.
@@ -105,20 +113,21 @@ def convert_structure(weights: AlexNetWeights, options: OnnxOptions) -> onnx.Mod
     import tensorflow as tf
     import tf2onnx
 
-    from alexnet_export.graph import INPUT_SIGNATURE, RGB_SIGNATURE, embedded_preprocessing, forward
+    from alexnet_export.graph import embedded_preprocessing, forward, input_signature
 
-    specs = [RGB_SIGNATURE if options.embed_preprocessing else INPUT_SIGNATURE]
-    for name, layer in weights.layers.items():
-        specs.append(tf.TensorSpec(layer.kernel.shape, tf.float32, name=_placeholder(f"{name}/kernel")))
-        specs.append(tf.TensorSpec(layer.bias.shape, tf.float32, name=_placeholder(f"{name}/bias")))
-    conv1_same = PROFILES[options.profile].conv1_same
+    specs = [input_signature(arch.input, embedded=options.embed_preprocessing)]
+    for name, (kernel, bias) in params.items():
+        kernel_name, bias_name = _part_names(arch, name)
+        specs.append(tf.TensorSpec(kernel.shape, tf.float32, name=_placeholder(kernel_name)))
+        specs.append(tf.TensorSpec(bias.shape, tf.float32, name=_placeholder(bias_name)))
+    names = list(params)
 
     @tf.function(input_signature=specs)
     def structure(images: tf.Tensor, *tensors: tf.Tensor) -> dict[str, tf.Tensor]:
-        params = {name: (tensors[2 * i], tensors[2 * i + 1]) for i, name in enumerate(LAYER_NAMES)}
+        placeholders = {name: (tensors[2 * i], tensors[2 * i + 1]) for i, name in enumerate(names)}
         if options.embed_preprocessing:
-            images = embedded_preprocessing(images)
-        logits = forward(images, params, groups="native", conv1_same=conv1_same)
+            images = embedded_preprocessing(images, arch.input)
+        logits = forward(images, placeholders, arch=arch, groups="native")
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities")}
 
     graph_def = structure.get_concrete_function().graph.as_graph_def()
@@ -188,15 +197,44 @@ def _fold_weight_ops(graph: _Graph) -> None:
                 graph.arrays[name] = value
 
 
-def _drop_flatten_transpose(graph: _Graph, fc6_kernel: str) -> None:
-    """Flatten pool5 in NCHW order and permute fc6's rows to match, instead of transposing to NHWC."""
-    (flatten,) = list(graph.of_type("Reshape"))
+def _fuse_conv_bias(graph: _Graph) -> None:
+    """A ``Conv`` without bias followed by ``Add`` of a per-channel constant becomes one ``Conv`` with bias.
+
+    tf2onnx leaves the bias out of the Conv when it has merged a zero padding into the Conv's pads
+    (keras-v1's ZeroPadding2D before conv1); the bias then arrives as ``Add`` of a ``(1, C, 1, 1)`` constant.
+    """
+    for conv in graph.of_type("Conv"):
+        if len(conv.input) == 3:
+            continue
+        (add,) = graph.consumers(conv.output[0])
+        bias = next(name for name in add.input if name != conv.output[0])
+        if add.op_type != "Add" or bias not in graph.arrays:
+            raise AssertionError(f"expected a bias Add after {conv.name}")
+        layer = conv.name.split("/", 1)[0]
+        graph.arrays[f"{layer}/bias"] = np.ascontiguousarray(graph.arrays[bias].reshape(-1))
+        conv.input.append(f"{layer}/bias")
+        conv.output[:] = list(add.output)
+        graph.nodes.remove(add)
+
+
+def _is_flatten(graph: _Graph, node: onnx.NodeProto) -> bool:
+    """A Reshape to ``[-1, features]``: the flatten before the first dense layer."""
+    return node.op_type == "Reshape" and node.input[1] in graph.arrays and graph.arrays[node.input[1]].size == 2
+
+
+def _drop_flatten_transpose(graph: _Graph, kernel: str, grid: tuple[int, int, int]) -> None:
+    """Flatten the last map in NCHW order and permute the first dense layer's rows to match.
+
+    tf2onnx transposes an NCHW graph back to NHWC before an ``hwc`` flatten; instead the Transpose is
+    dropped and the rows of ``kernel`` are reordered ``(h, w, c)`` -> ``(c, h, w)`` (``grid``: h, w, c).
+    """
+    flatten = next(node for node in graph.nodes if _is_flatten(graph, node))
     transpose = graph.producer(flatten.input[0])
     if transpose is None or transpose.op_type != "Transpose" or list(_attrs(transpose)["perm"]) != [0, 2, 3, 1]:
-        raise AssertionError("expected an NCHW->NHWC Transpose before the pool5 flatten")
+        raise AssertionError("expected an NCHW->NHWC Transpose before the flatten")
     flatten.input[0] = transpose.input[0]
     graph.nodes.remove(transpose)
-    graph.arrays[fc6_kernel] = fc6_rows_hwc_to_chw(graph.arrays[fc6_kernel])
+    graph.arrays[kernel] = fc6_rows_hwc_to_chw(graph.arrays[kernel], grid)
 
 
 def _fuse_gemm(graph: _Graph) -> None:
@@ -254,10 +292,13 @@ def _split_conv(
         del graph.arrays[tensor]
 
 
-def _rename(graph: _Graph, outputs: tuple[str, ...], first: str = "images") -> None:
+def _rename(graph: _Graph, outputs: tuple[str, ...], *, flatten_into: str, first: str = "images") -> None:
     """Name nodes and tensors after the layers, in graph order; graph inputs and outputs keep theirs.
 
-    Nodes before conv1 are named after ``first``; a repeated name gets ``_2``, ``_3``, ...
+    Nodes before the first layer with weights are named after ``first``; the flatten after the dense
+    layer it feeds (``flatten_into``); a repeated name gets ``_2``, ``_3``, ...; constants that are not
+    weights are named after the node that reads them (``images/pad/1``), so the bytes do not depend on
+    tf2onnx's counters.
     """
     layer = first
     used: dict[str, int] = {}
@@ -266,9 +307,9 @@ def _rename(graph: _Graph, outputs: tuple[str, ...], first: str = "images") -> N
             layer, name = node.name.split("/", 1)[0], node.name
         elif node.op_type in ("Conv", "Gemm"):
             layer = name = node.input[1].rsplit("/", 1)[0]
-        elif node.op_type == "Reshape":
-            layer, name = "fc6", "fc6/flatten"
-            graph.rename_tensor(node.input[1], "fc6/flatten/shape")
+        elif _is_flatten(graph, node):
+            layer, name = flatten_into, f"{flatten_into}/flatten"
+            graph.rename_tensor(node.input[1], f"{flatten_into}/flatten/shape")
         elif node.op_type == "Softmax":
             name = "probabilities"
         else:
@@ -280,12 +321,17 @@ def _rename(graph: _Graph, outputs: tuple[str, ...], first: str = "images") -> N
         for index, tensor in enumerate(list(node.output)):
             if tensor not in outputs:
                 graph.rename_tensor(tensor, name if len(node.output) == 1 else f"{name}/{index}")
+        for index, tensor in enumerate(list(node.input)):
+            if tensor in graph.arrays and "/" not in tensor:
+                graph.rename_tensor(tensor, f"{name}/const{index}")
 
 
 def _finish(graph: _Graph, weights: AlexNetWeights, options: OnnxOptions) -> onnx.ModelProto:
     """A fresh ModelProto of the rewritten graph without initializers: named batch axis, metadata."""
-    spatial: list[str | int] = ["height", "width"] if options.embed_preprocessing else [INPUT_SIZE, INPUT_SIZE]
-    shape = [BATCH_DIM, INPUT_CHANNELS, *spatial] if options.layout == "nchw" else [BATCH_DIM, *spatial, INPUT_CHANNELS]
+    spec = weights.arch.input
+    spatial: list[str | int] = ["height", "width"] if options.embed_preprocessing else [spec.height, spec.width]
+    channels = spec.channels
+    shape = [BATCH_DIM, channels, *spatial] if options.layout == "nchw" else [BATCH_DIM, *spatial, channels]
     outputs: list[str | int] = [BATCH_DIM, weights.num_classes]
     dtype = TensorProto.UINT8 if options.embed_preprocessing else TensorProto.FLOAT
     new_graph = helper.make_graph(
@@ -300,7 +346,11 @@ def _finish(graph: _Graph, weights: AlexNetWeights, options: OnnxOptions) -> onn
         opset_imports=opsets,
         producer_name="alexnet-export",
         producer_version=__version__,
-        doc_string="BVLC AlexNet (Caffe) exported by alexnet-export; see metadata_props for provenance.",
+        doc_string=(
+            "BVLC AlexNet (Caffe) exported by alexnet-export; see metadata_props for provenance."
+            if weights.arch.name == "bvlc-alexnet"
+            else f"{weights.arch.name} exported by alexnet-export; see metadata_props for provenance."
+        ),
     )
     out.ir_version = helper.find_min_ir_version_for(opsets)
     helper.set_model_props(out, metadata(weights, options))
@@ -351,26 +401,38 @@ def write_model(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray], 
 
 
 def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
-    """The provenance written to ``metadata_props``; :mod:`converters` reads the layout facts back."""
+    """The provenance written to ``metadata_props``; ``extract`` and ``verify`` read the layout facts back."""
     import tf2onnx
 
     source = weights.source
-    return {
+    arch = weights.arch
+    lrns = [layer for layer in arch.layers if isinstance(layer, LRN)]
+    dense = first_dense(arch)
+    props = {
         "alexnet_export.version": __version__,
         "alexnet_export.source_sha256": source.sha256 if source else "",
         "alexnet_export.source_format": source.format if source else "in-memory",
+        "alexnet_export.architecture": arch.name,
+        "alexnet_export.architecture_json": arch.dumps(),
         "alexnet_export.layout": options.layout,
         "alexnet_export.groups": options.groups,
-        "alexnet_export.profile": options.profile,
         "alexnet_export.num_classes": str(weights.num_classes),
-        "alexnet_export.preprocessing": EMBEDDED_PREPROCESSING if options.embed_preprocessing else PREPROCESSING,
+        "alexnet_export.preprocessing": preprocessing(arch, embedded=options.embed_preprocessing),
         "alexnet_export.weight_layout": (
-            "conv kernels OIHW (grouped: O x I/G x H x W); fc kernels (in, out) for Gemm; fc6 rows "
+            f"conv kernels OIHW (grouped: O x I/G x H x W); dense kernels (in, out) for Gemm; {dense} rows "
             + ("(c, h, w)" if options.layout == "nchw" else "(h, w, c)")
         ),
-        "alexnet_export.lrn": f"size={LRN.local_size} alpha={LRN.alpha} beta={LRN.beta} bias={LRN.k}",
         "alexnet_export.converter": f"tf2onnx {tf2onnx.__version__}",
     }
+    if lrns:
+        props["alexnet_export.lrn"] = "; ".join(
+            dict.fromkeys(f"size={lrn.size} alpha={lrn.alpha} beta={lrn.beta} bias={lrn.k}" for lrn in lrns)
+        )
+    if arch.norm_names:
+        from converters.arch import fold_plan
+
+        props["alexnet_export.folded"] = ", ".join(f"{bn}->{into}" for bn, into, _ in fold_plan(arch)) or "none"
+    return props
 
 
 def build(
@@ -382,26 +444,33 @@ def build(
         InputError: an unknown option value.
 
     """
+    from alexnet_export.graph import graph_params
+
     options.check()
-    structure = convert_structure(weights, options)
+    arch, params = graph_params(weights, "native")
+    structure = convert_structure(arch, params, options)
     arrays = {}
-    for name, layer in weights.layers.items():
-        arrays[f"{_placeholder(name + '/kernel')}:0"] = layer.kernel
-        arrays[f"{_placeholder(name + '/bias')}:0"] = layer.bias
+    for name, pair in params.items():
+        for part, array in zip(_part_names(arch, name), pair, strict=True):
+            arrays[f"{_placeholder(part)}:0"] = array
     graph = _Graph(structure, arrays)
-    for name in LAYER_NAMES:  # canonical initializer names from the start
-        graph.rename_tensor(f"{_placeholder(name + '/kernel')}:0", f"{name}/kernel")
-        graph.rename_tensor(f"{_placeholder(name + '/bias')}:0", f"{name}/bias")
+    for name in params:  # canonical initializer names from the start
+        for part in _part_names(arch, name):
+            graph.rename_tensor(f"{_placeholder(part)}:0", part)
     _fold_weight_ops(graph)
+    _fuse_conv_bias(graph)
     for node in graph.nodes:  # folded kernels take the canonical names (now OIHW)
         if node.op_type == "Conv":
             layer = node.input[2].rsplit("/", 1)[0]
             graph.rename_tensor(node.input[1], f"{layer}/kernel")
-    if options.layout == "nchw":
-        _drop_flatten_transpose(graph, "fc6/kernel")
+    dense = first_dense(arch)
+    grid, order = flatten_input(arch, {name: int(pair[0].shape[-1]) for name, pair in params.items()})
+    if options.layout == "nchw" and order == "hwc":
+        _drop_flatten_transpose(graph, f"{dense}/kernel", grid)
     _fuse_gemm(graph)
     _apply_group_mode(graph, options.groups)
-    _rename(graph, ("logits", "probabilities"), first="preprocess" if options.embed_preprocessing else "images")
+    first = "preprocess" if options.embed_preprocessing else "images"
+    _rename(graph, ("logits", "probabilities"), flatten_into=dense, first=first)
     used = {name for node in graph.nodes for name in node.input}
     return _finish(graph, weights, options), {name: a for name, a in graph.arrays.items() if name in used}
 

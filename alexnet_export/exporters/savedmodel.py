@@ -1,4 +1,4 @@
-"""SavedModel export of the canonical graph (signature ``serving_default``: images -> logits, probabilities)."""
+"""SavedModel export of any architecture's canonical graph (``serving_default``: images -> logits, probabilities)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,11 @@ class SavedModelOptions:
 
     Attributes:
         groups: grouped-layer mode (``native``, ``split`` or ``dense``).
-        profile: ``caffe`` or ``guerzhoy``.
         embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph.
 
     """
 
     groups: str = "native"
-    profile: str = "caffe"
     embed_preprocessing: bool = False
 
 
@@ -45,9 +43,7 @@ def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOpt
     The module and its variables are dropped before returning, so a caller that goes on (the TFLite
     converter) does not hold a second copy of the weights.
     """
-    module = AlexNet(
-        weights, groups=options.groups, profile=options.profile, embed_preprocessing=options.embed_preprocessing
-    )
+    module = AlexNet(weights, groups=options.groups, embed_preprocessing=options.embed_preprocessing)
     save_module(module, path)
     del module
 
@@ -78,7 +74,7 @@ def export_savedmodel(
 
     """
     out = Path(out_dir)
-    check_options(groups=options.groups, profile=options.profile)
+    check_options(groups=options.groups)
     check_output(out, force=force)
     with atomic_output(out, force=force) as tmp:
         with progress.step(f"writing SavedModel {out}"):

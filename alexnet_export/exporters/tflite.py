@@ -7,10 +7,11 @@ The converter reads a SavedModel of the canonical module (its ``serve`` function
 - ``fp32``: no optimisation; the weights as they are.
 - ``fp16``: weights stored as float16 (``Optimize.DEFAULT`` + ``supported_types=[float16]``).
 - ``int8-dynamic``: int8 weights, activations quantised on the fly (``Optimize.DEFAULT``).
-- ``int8``: full-integer quantisation calibrated on a representative dataset: images from a folder,
-  preprocessed the Caffe way (:mod:`alexnet_export.preprocess`), or seeded synthetic images when no
-  folder is given. The interface stays float32 (quantise/dequantise at the edges) so the contract
-  holds; TFLite has no int8 LRN kernel, so the two LRN ops stay float (``TFLITE_BUILTINS`` fallback).
+- ``int8``: full-integer quantisation calibrated on a representative dataset in the network's own
+  input space: images from a folder, preprocessed as the architecture says
+  (:mod:`alexnet_export.preprocess`), or seeded synthetic images when no folder is given. The
+  interface stays float32 (quantise/dequantise at the edges) so the contract holds; TFLite has no int8
+  LRN kernel, so LRN ops stay float (``TFLITE_BUILTINS`` fallback).
 
 TFLite files have no metadata field the LiteRT interpreter reads, so provenance goes in the manifest
 beside the file (``OUT.tflite.alexnet-export.json``).
@@ -33,8 +34,8 @@ from alexnet_export.parity import PRECISIONS
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, synthetic_images
 from alexnet_export.progress import QUIET, Progress
 from alexnet_export.quiet import fds_silenced
+from converters.arch import GROUP_MODES, Architecture, check_choice, load_arch
 from converters.errors import InputError
-from converters.spec import GROUP_MODES, PROFILES, check_choice
 from converters.weights import AlexNetWeights
 
 SIGNATURE_KEY = "serving_default"
@@ -50,7 +51,6 @@ class TFLiteOptions:
         precision: ``fp32``, ``fp16``, ``int8-dynamic`` or ``int8``.
         calibration: folder of images for ``int8`` (default: seeded synthetic images).
         groups: grouped-layer mode (``native``, ``split`` or ``dense``).
-        profile: ``caffe`` or ``guerzhoy``.
         embed_preprocessing: input uint8 RGB ``[batch, H, W, 3]``, preprocessed in-graph.
 
     """
@@ -58,7 +58,6 @@ class TFLiteOptions:
     precision: str = "fp32"
     calibration: str | None = None
     groups: str = "native"
-    profile: str = "caffe"
     embed_preprocessing: bool = False
 
     def check(self) -> None:
@@ -70,7 +69,6 @@ class TFLiteOptions:
         """
         check_choice("--precision", self.precision, PRECISIONS)
         check_choice("--groups", self.groups, GROUP_MODES)
-        check_choice("--profile", self.profile, tuple(PROFILES))
         if self.calibration is not None and self.precision != "int8":
             raise InputError(f"--calibration: only used with --precision int8, received --precision {self.precision}")
 
@@ -95,21 +93,24 @@ class Calibration:
         return hashlib.sha256(np.ascontiguousarray(self.images).tobytes()).hexdigest()
 
 
-def load_calibration(folder: str | None) -> Calibration:
-    """Preprocessed calibration images from ``folder``, or seeded synthetic ones.
+def load_calibration(folder: str | None, arch: Architecture | None = None) -> Calibration:
+    """Calibration images in the network's own input space: from ``folder``, or seeded synthetic ones.
 
     Raises:
         InputError: the folder is missing or empty, or an image cannot be decoded.
 
     """
+    spec = (arch or load_arch(None)).input
     if folder is None:
-        images = synthetic_images(SYNTHETIC_CALIBRATION, seed=CALIBRATION_SEED)
+        images = synthetic_images(SYNTHETIC_CALIBRATION, seed=CALIBRATION_SEED, spec=spec)
         return Calibration(
             images,
             f"{SYNTHETIC_CALIBRATION} seeded synthetic images (seed {CALIBRATION_SEED}; no --calibration folder)",
         )
     files = image_files(folder)
-    return Calibration(preprocess_batch(files), f"{len(files)} images from {folder}, Caffe preprocessing")
+    return Calibration(
+        preprocess_batch(files, spec=spec), f"{len(files)} images from {folder}, preprocessed as {spec.describe()}"
+    )
 
 
 def _representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
@@ -127,7 +128,7 @@ def convert(
     """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
 
     The converter reads a SavedModel of the canonical module: ``savedmodel`` when given (it must hold
-    ``weights`` with ``options.groups``/``options.profile``, as ``export`` does), else one written to a
+    ``weights`` with ``options.groups``, as ``export`` does), else one written to a
     temporary folder. The module's variables are gone before the converter starts, so no second copy
     of the weights is alive during conversion: full size, TF 2.21, ``npy2tflite`` fp32 peaked at
     2,280 MiB this way against 2,516 MiB with ``from_concrete_functions`` on the live module
@@ -148,9 +149,7 @@ def convert(
 
         with tempfile.TemporaryDirectory(prefix="alexnet-export-tflite-") as tmp:
             folder = Path(tmp) / "savedmodel"
-            graph_options = SavedModelOptions(
-                groups=options.groups, profile=options.profile, embed_preprocessing=options.embed_preprocessing
-            )
+            graph_options = SavedModelOptions(groups=options.groups, embed_preprocessing=options.embed_preprocessing)
             write_savedmodel(weights, folder, graph_options)
             return convert(weights, options, calibration, savedmodel=folder)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=[SIGNATURE_KEY])
@@ -159,9 +158,9 @@ def convert(
     if options.precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if options.precision == "int8":
-        images = (calibration or load_calibration(options.calibration)).images
+        images = (calibration or load_calibration(options.calibration, weights.arch)).images
         if options.embed_preprocessing:
-            images = input_to_rgb(images)
+            images = input_to_rgb(images, weights.arch.input)
         converter.representative_dataset = lambda: _representative(images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     with fds_silenced(1, 2):  # the MLIR converter logs to both fds
@@ -196,7 +195,7 @@ def export_tflite(
     """Export ``weights`` to a ``.tflite`` file and its manifest, atomically.
 
     Calibration images are read and checked before TensorFlow does any work. ``savedmodel``: an
-    existing SavedModel of ``weights`` with the same groups and profile to convert from (see :func:`convert`).
+    existing SavedModel of ``weights`` with the same groups to convert from (see :func:`convert`).
 
     Raises:
         OutputExistsError: an output exists and ``force`` is false.
@@ -207,7 +206,7 @@ def export_tflite(
     options.check()
     check_output(out, force=force)
     check_output(sidecar_manifest_path(out), force=force)
-    calibration = load_calibration(options.calibration) if options.precision == "int8" else None
+    calibration = load_calibration(options.calibration, weights.arch) if options.precision == "int8" else None
     with progress.step(f"converting to TFLite ({options.precision})"):
         flatbuffer = convert(weights, options, calibration, savedmodel=savedmodel)
     extra: dict[str, Any] = {}
