@@ -138,10 +138,13 @@ def _labels(
     """``--labels``, else the names recorded at export (the manifest's ``labels``), else ``None``."""
     if labels is not None:
         return read_labels(labels, classes)
-    from alexnet_export.artifacts import artifact_manifest
+    from alexnet_export.artifacts import MANIFEST_NAME, artifact_manifest
 
     path = Path(model)
     recorded = artifact_manifest(path).get("labels") if path.exists() else None
+    if recorded is None and path.exists():  # an artifact inside an export folder: the folder's manifest
+        folder = artifact_manifest(path.parent) if (path.parent / MANIFEST_NAME).is_file() else {}
+        recorded = folder.get("labels") if folder.get("format") == "export" else None
     if isinstance(recorded, list) and len(recorded) == classes and all(isinstance(n, str) for n in recorded):
         return tuple(recorded)
     return None

@@ -230,6 +230,8 @@ def _drop_flatten_transpose(graph: _Graph, kernel: str, grid: tuple[int, int, in
     """
     flatten = next(node for node in graph.nodes if _is_flatten(graph, node))
     transpose = graph.producer(flatten.input[0])
+    if grid[0] * grid[1] == 1 and (transpose is None or transpose.op_type != "Transpose"):
+        return  # a 1x1 map: (h, w, c) and (c, h, w) are the same order, and tf2onnx already dropped the Transpose
     if transpose is None or transpose.op_type != "Transpose" or list(_attrs(transpose)["perm"]) != [0, 2, 3, 1]:
         raise AssertionError("expected an NCHW->NHWC Transpose before the flatten")
     flatten.input[0] = transpose.input[0]
