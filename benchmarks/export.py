@@ -8,25 +8,42 @@ The anchor is the sum of the by-hand steps, each a whole process run in the same
 The steps run one after another, so the by-hand wall time is their sum and its peak RSS is their maximum.
 `export` is one process; its peak RSS is that process's ru_maxrss. Runs are interleaved; medians.
 Targets (issue 6): export under 60 s and under 2.5 GB peak RSS on 2 cores.
-Usage: python benchmarks/export.py [WEIGHTS.npy] [--runs N]
+`--baseline DIR` adds the same `export` run from another checkout (e.g. `git worktree add DIR <commit>`),
+imported ahead of the installed package, so this commit is measured side by side with that one;
+`--no-by-hand` leaves out steps 1-4 (the baseline is then the anchor).
+Usage: python benchmarks/export.py [WEIGHTS.npy] [--runs N] [--baseline DIR] [--no-by-hand]
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from _measure import measure_command, parse_args, report, weights_file
+from _measure import measure_command, report, weights_file
 
 HERE = Path(__file__).parent
 ANCHOR = "by hand: sum of 1-4 [anchor]"
+BASELINE = "baseline checkout: export"
+# Runs the CLI of another checkout: its folder first on sys.path, ahead of the installed (editable) package.
+FROM_CHECKOUT = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'alexnet-export'; " \
+    "from alexnet_export.cli import main; main()"
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    parser.add_argument("--no-by-hand", action="store_true", help="skip the by-hand steps 1-4")
+    return parser.parse_args()
 
 
 def main() -> None:
-    args = parse_args(runs=2)
+    args = _args()
     cli = Path(sys.executable).parent / "alexnet-export"
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, tmp)
@@ -42,14 +59,24 @@ def main() -> None:
             "4 direct check (TF, ORT, LiteRT)": [sys.executable, HERE / "direct_check.py", sm, onnx, tflite],
             "alexnet-export export": [cli, "export", weights, out, "--batch", "8", "--force", "--quiet"],
         }
+        if args.baseline is not None:
+            commands[BASELINE] = [
+                sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "export", weights, Path(tmp) / "base",
+                "--batch", "8", "--force", "--quiet",
+            ]
+        if args.no_by_hand:
+            commands = {name: argv for name, argv in commands.items() if not name[0].isdigit()}
 
         steps = [name for name in commands if name[0].isdigit()]
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*commands, ANCHOR]}
+        anchor = ANCHOR if steps else BASELINE
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*commands, *([ANCHOR] if steps else [])]}
         for _ in range(args.runs):
             shutil.rmtree(by_hand, ignore_errors=True)
             by_hand.mkdir()
             for name, argv in commands.items():
                 runs[name].append(measure_command(argv, runs=1))
+            if not steps:
+                continue
             runs[ANCHOR].append(
                 {
                     "seconds": sum(runs[name][-1]["seconds"] for name in steps),
@@ -61,7 +88,13 @@ def main() -> None:
             for name, results in runs.items()
         }
         print(f"full-size weights, {args.runs} interleaved runs, medians")
-        report("npy -> SavedModel + ONNX + TFLite fp32 + check (whole processes)", rows, ANCHOR)
+        report("npy -> SavedModel + ONNX + TFLite fp32 + check (whole processes)", rows, anchor)
+        if args.baseline is not None:
+            new, old = rows["alexnet-export export"], rows[BASELINE]
+            print(
+                f"\nthis checkout vs {args.baseline}: time x{new['seconds'] / old['seconds']:.3f}, "
+                f"peak RSS x{new['peak_rss_mb'] / old['peak_rss_mb']:.3f}"
+            )
         row = rows["alexnet-export export"]
         print(
             f"\nexport: {row['seconds']:.1f} s (target < 60 s), peak RSS {row['peak_rss_mb']:.0f} MiB = "

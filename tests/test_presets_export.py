@@ -95,3 +95,33 @@ def test_tflite_precisions_stay_within_their_tolerance(tmp_path: Path, name: str
     export_tflite(weights, out, options=TFLiteOptions(precision=precision))
     profile = accuracy_profile(out, weights, precision=precision, count=4)
     assert profile.row.status == "passed", profile.line()
+
+
+def test_batchnorm_that_cannot_fold_stays_a_scale_and_shift() -> None:
+    """A BN before a SAME convolution (zero padding would meet the shift) is one Mul and one Add."""
+    import onnxruntime as ort
+
+    from converters.arch import BatchNorm, fold_plan
+    from converters.weights import with_arch
+
+    data = PRESETS["mnist"].to_json()
+    data["layers"].insert(3, {"type": "batchnorm", "name": "bn1", "epsilon": 0.001})  # after conv1's pool, before LRN
+    from converters.arch import from_json
+
+    arch = from_json(data)
+    assert isinstance(arch.layers[3], BatchNorm) and fold_plan(arch) == ()
+    weights = synthesize(arch=arch, width_divisor=4, seed=2)
+    model = build_model(weights, OnnxOptions())
+    assert [n.op_type for n in model.graph.node].count("Mul") == 1
+    images = make_inputs(count=2, fixtures=False, spec=arch.input).images
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = forward(weights, images)
+    assert np.abs(session.run(["logits"], {"images": images})[0] - expected).max() <= 1e-5 * np.abs(expected).max()
+    without_bn = with_arch(weights, arch)  # same arrays; the BN's effect is real:
+    assert without_bn is weights
+    from converters.errors import InputError
+
+    with pytest.raises(InputError, match=r"BatchNormalization bn1 is stored as a scale and shift"):
+        from alexnet_export.extract import stored_architecture
+
+        stored_architecture(arch)
