@@ -65,7 +65,7 @@ def print_summary(summary: WeightsSummary, *, console: Console | None = None) ->
     console.print(table)
     size = "full size" if summary.full_size else "not full size"
     console.print(f"parameters: {summary.parameters:,} ({size}), classes: {summary.num_classes}")
-    if summary.architecture in ("bvlc-alexnet", "guerzhoy"):
+    if summary.published_sha256:
         verdict = "matches" if summary.matches_published else "does NOT match"
         verdict += " the published checksum"
         console.print(f"sha256: {summary.sha256} ({verdict} {summary.published_sha256[:12]}...)")

@@ -250,6 +250,7 @@ class Architecture:
         layers: the ordered layers.
         description: where the facts come from.
         folded: ``(batchnorm, into)`` pairs already folded into a linear layer (see :func:`fold_plan`).
+        published_sha256: a known digest of the source network's weight file (``inspect`` compares it).
 
     """
 
@@ -258,6 +259,7 @@ class Architecture:
     layers: tuple[Layer, ...]
     description: str = ""
     folded: tuple[tuple[str, str], ...] = field(default=())
+    published_sha256: str = ""
 
     @property
     def param_layers(self) -> tuple[ParamLayer, ...]:
@@ -308,6 +310,8 @@ class Architecture:
         ]
         if self.folded:
             out["folded"] = [list(pair) for pair in self.folded]
+        if self.published_sha256:
+            out["published_sha256"] = self.published_sha256
         return out
 
     def dumps(self) -> str:
@@ -626,7 +630,7 @@ def from_json(data: Any, *, where: str = "architecture") -> Architecture:
     """
     if not isinstance(data, dict):
         raise ArchError(f"{where}: expected a JSON object, received {type(data).__name__}")
-    unknown = sorted(set(data) - {"name", "description", "input", "layers", "folded"})
+    unknown = sorted(set(data) - {"name", "description", "input", "layers", "folded", "published_sha256"})
     if unknown:
         raise ArchError(f"{where}: unknown field {unknown[0]!r}; expected name, description, input, layers")
     layers = data.get("layers")
@@ -644,6 +648,7 @@ def from_json(data: Any, *, where: str = "architecture") -> Architecture:
         layers=tuple(_layer(layer, f"{where}.layers[{i}]") for i, layer in enumerate(layers)),
         description=str(data.get("description", "")),
         folded=tuple((a, b) for a, b in folds),
+        published_sha256=str(data.get("published_sha256", "")),
     )
     check_architecture(arch, where=where)
     return arch
@@ -720,6 +725,7 @@ def _bvlc(name: str, conv1: Padding, pool: str, description: str) -> Architectur
             Flatten("hwc"), Dense("fc6", 4096), ReLU(), Dropout(0.5), Dense("fc7", 4096), ReLU(), Dropout(0.5),
             Dense("fc8", 1000),
         ),
+        published_sha256=PUBLISHED_SHA256,
     )
 
 

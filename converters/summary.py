@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.arch import PUBLISHED_SHA256, parameter_count, trace
+from converters.arch import parameter_count, trace
 from converters.weights import AlexNetWeights
 
 
@@ -105,8 +105,8 @@ def summarize(weights: AlexNetWeights) -> WeightsSummary:
     return WeightsSummary(
         path=weights.source.path if weights.source else None,
         sha256=sha,
-        matches_published=sha == PUBLISHED_SHA256,
-        published_sha256=PUBLISHED_SHA256,
+        matches_published=bool(arch.published_sha256) and sha == arch.published_sha256,
+        published_sha256=arch.published_sha256,
         parameters=weights.parameter_count,
         full_size=weights.parameter_count == parameter_count(arch, {arch.layer_names[-1]: weights.num_classes}),
         num_classes=weights.num_classes,

@@ -348,11 +348,7 @@ def _finish(graph: _Graph, weights: AlexNetWeights, options: OnnxOptions) -> onn
         opset_imports=opsets,
         producer_name="alexnet-export",
         producer_version=__version__,
-        doc_string=(
-            "BVLC AlexNet (Caffe) exported by alexnet-export; see metadata_props for provenance."
-            if weights.arch.name == "bvlc-alexnet"
-            else f"{weights.arch.name} exported by alexnet-export; see metadata_props for provenance."
-        ),
+        doc_string=f"{weights.arch.name} exported by alexnet-export; see metadata_props for provenance.",
     )
     out.ir_version = helper.find_min_ir_version_for(opsets)
     helper.set_model_props(out, metadata(weights, options))
