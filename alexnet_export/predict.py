@@ -21,9 +21,9 @@ import numpy as np
 
 from alexnet_export.artifacts import embeds_preprocessing
 from alexnet_export.labels import read_labels, top_k
-from alexnet_export.preprocess import MODES, fit_rgb, load_rgb, rgb_to_input
+from alexnet_export.preprocess import MODES, fit_rgb, load_rgb, rgb_to_input, to_gray
 from alexnet_export.reference import softmax
-from converters.arch import Architecture, InputSpec, check_choice
+from converters.arch import Architecture, check_choice
 from converters.errors import InputError
 
 ARTIFACT_SUFFIXES = (".onnx", ".tflite")
@@ -114,8 +114,7 @@ def predict(
     runner, what, used = model_runner(model, allow_cast=allow_cast, arch=arch)
     spec = used.input
     if embeds_preprocessing(Path(model)):  # the model resizes itself: each picture as it is, batch 1
-        fed = [picture if spec.channels == 3 else rgb_to_input(picture, _PIXELS_GRAY)[..., :1].astype(np.uint8)
-               for picture in pictures]
+        fed = [picture if spec.channels == 3 else to_gray(picture) for picture in pictures]
         logits = np.concatenate([runner.run(picture[None]) for picture in fed]).astype(np.float64)
         what += ", embedded preprocessing"
     else:
@@ -126,10 +125,6 @@ def predict(
     names = _labels(model, labels, logits.shape[1])
     probabilities = softmax(logits)
     return [Prediction(str(path), top_k(p, top, names)) for path, p in zip(images, probabilities, strict=True)], what
-
-
-# Grey pixels 0-255 as they are (scale 1, no mean): what a grey model with embedded preprocessing takes.
-_PIXELS_GRAY = InputSpec(1, 1, 1, "GRAY", 1.0, (), "resize", 1)
 
 
 def _labels(

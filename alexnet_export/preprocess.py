@@ -70,7 +70,7 @@ def center_crop(array: np.ndarray, size: int | tuple[int, int] = INPUT_SIZE) -> 
     return array[top : top + want_h, left : left + want_w]
 
 
-def _gray(rgb: np.ndarray) -> np.ndarray:
+def to_gray(rgb: np.ndarray) -> np.ndarray:
     """Pillow's ``L`` conversion of uint8 RGB (ITU-R 601-2 luma, rounded as Pillow rounds), ``(..., 1)``."""
     weights = np.asarray([19595, 38470, 7471], dtype=np.uint32)  # 0.299, 0.587, 0.114 in 1/65536
     luma = (rgb.astype(np.uint32) * weights).sum(axis=-1) + 0x8000
@@ -85,7 +85,7 @@ def rgb_to_input(rgb: np.ndarray, spec: InputSpec = BVLC_INPUT) -> np.ndarray:
     if spec.channel_order == "BGR":
         pixels = rgb[..., ::-1]
     elif spec.channel_order == "GRAY" and rgb.shape[-1] == 3:
-        pixels = _gray(rgb)
+        pixels = to_gray(rgb)
     else:
         pixels = rgb
     out = pixels.astype(np.float32)

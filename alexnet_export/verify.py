@@ -258,11 +258,10 @@ def independent_fold(weights: AlexNetWeights) -> dict[str, tuple[np.ndarray, np.
     Written apart from :mod:`converters.fold` (loops over channels and spatial cells instead of a
     channel map and einsum), so that ``verify`` checks the fold instead of repeating it.
     """
-    from converters.arch import BatchNorm, Flatten, fold_plan, trace
+    from converters.arch import BatchNorm, Flatten, fold_plan
 
     arch = weights.arch
     layers = {n: (lay.kernel.astype(np.float64), lay.bias.astype(np.float64)) for n, lay in weights.layers.items()}
-    shapes = trace(arch, weights.widths)
     position = {getattr(lay, "name", None): i for i, lay in enumerate(arch.layers)}
     for bn, into, where in fold_plan(arch):
         spec = arch.layers[position[bn]]
@@ -277,12 +276,10 @@ def independent_fold(weights: AlexNetWeights) -> dict[str, tuple[np.ndarray, np.
         elif kernel.ndim == 4:
             layers[into] = _fold_conv_input(kernel, bias, scale, shift, arch.groups_of(into))
         else:
-            height, width, channels = shapes[position[bn]] if into != arch.param_layers[0].name else (1, 1, 0)
-            cells = kernel.shape[0] // scale.shape[0]
+            cells = kernel.shape[0] // scale.shape[0]  # spatial cells of the flattened map (1 after a dense)
             order = next((lay.order for lay in arch.layers if isinstance(lay, Flatten)), "hwc")
             row_scale = np.tile(scale, cells) if order == "hwc" else np.repeat(scale, cells)
             row_shift = np.tile(shift, cells) if order == "hwc" else np.repeat(shift, cells)
-            del height, width, channels
             layers[into] = (kernel * row_scale[:, None], bias + (kernel * row_shift[:, None]).sum(axis=0))
     return {into: layers[into] for _, into, _ in fold_plan(arch)}
 

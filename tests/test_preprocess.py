@@ -77,3 +77,13 @@ def test_synthetic_images_are_seeded_and_preprocessed() -> None:
     assert first.shape == (3, 227, 227, 3) and first.dtype == np.float32
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert first.min() >= -122.679 - 1e-3 and first.max() <= 255 - 104.007 + 1e-3
+
+
+def test_grey_conversion_is_pillows_luma() -> None:
+    from PIL import Image
+
+    from alexnet_export.preprocess import to_gray
+
+    rgb = np.random.default_rng(5).integers(0, 256, size=(7, 9, 3), dtype=np.uint8)
+    pillow = np.asarray(Image.fromarray(rgb).convert("L"))
+    assert np.array_equal(to_gray(rgb)[..., 0], pillow)
