@@ -499,6 +499,9 @@ def download(
 ) -> None:
     """Fetch bvlc_alexnet.npy with resume and a timeout; keep it only if its sha256 matches.
 
+    A DEST already there with the expected sha256 is kept and nothing is fetched (a cached copy);
+    one with another digest needs --force.
+
     Exit 1 when the transfer was cut or timed out (DEST.part is kept: run again to resume);
     exit 2 on an HTTP error, a checksum mismatch (nothing is left) or a bad option.
     """
@@ -523,8 +526,11 @@ def download(
             result = fetch(dest, url=source, sha256=pin, timeout=timeout, force=force)
     except DownloadError as exc:
         fail(str(exc), code=1)
-    resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
     which = "the published pin" if pin == PUBLISHED_SHA256 else "--sha256"
+    if result.already_present:
+        typer.echo(f"kept {dest}: already there ({result.size:,} bytes; sha256 {result.sha256} matches {which})")
+        return
+    resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
     typer.echo(f"wrote {dest} ({result.size:,} bytes{resumed}; sha256 {result.sha256} matches {which})")
 
 

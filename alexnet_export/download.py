@@ -45,6 +45,7 @@ class DownloadResult:
     size: int
     sha256: str
     resumed_from: int
+    already_present: bool = False
 
 
 def part_path(dest: Path) -> Path:
@@ -118,7 +119,9 @@ def download(
         url: where the weights are (http or https).
         sha256: the expected digest (64 hex digits).
         timeout: seconds any connect or read may wait.
-        force: replace an existing ``dest`` (only after the new file is verified).
+        force: replace an existing ``dest`` (only after the new file is verified). Without it, an existing
+            ``dest`` whose sha256 is already ``sha256`` is kept and nothing is fetched (so a cached file
+            makes the command a no-op), and one with another digest is refused.
         progress: called with (bytes so far, total or None) as the transfer goes.
 
     Raises:
@@ -132,10 +135,17 @@ def download(
     _check_url(url)
     if timeout <= 0:
         raise InputError(f"--timeout: expected a positive number of seconds, received {timeout}")
-    if (dest.exists() or dest.is_symlink()) and not force:
-        raise OutputExistsError(f"{dest}: output already exists; pass --force to overwrite it")
     if dest.is_dir():
         raise InputError(f"{dest}: expected a file path to write, received a folder")
+    if (dest.exists() or dest.is_symlink()) and not force:
+        if dest.is_file():
+            actual = _file_sha256(dest)
+            if actual == expected:
+                return DownloadResult(dest, dest.stat().st_size, actual, 0, already_present=True)
+            raise OutputExistsError(
+                f"{dest}: already exists with sha256 {actual}, expected {expected}; pass --force to replace it"
+            )
+        raise OutputExistsError(f"{dest}: output already exists; pass --force to overwrite it")
     part = part_path(dest)
     start = part.stat().st_size if part.is_file() else 0
     response, offset, total = _open(url, start, timeout)
@@ -171,6 +181,7 @@ def _receive(
     """Write the body to ``part`` from ``offset`` (appending on a resume, truncating otherwise)."""
     dest = part.with_name(part.name.removesuffix(".part"))
     try:
+        part.parent.mkdir(parents=True, exist_ok=True)  # a cache folder that is not there yet
         stream = open(part, "r+b" if offset else "wb")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise InputError(f"{dest}: cannot write: {exc.strerror or exc}") from None

@@ -213,3 +213,20 @@ def test_a_resume_answered_with_another_range_keeps_the_part_file(server: Server
     with pytest.raises(DownloadError, match=r"answered a resume with a different range; run again"):
         download(tmp_path / "w.npy", url=url(server), sha256=DIGEST)
     assert part_path(tmp_path / "w.npy").read_bytes() == PAYLOAD[:1000] and not (tmp_path / "w.npy").exists()
+
+
+def test_a_file_already_there_with_the_pinned_digest_is_kept_without_a_request(cli, server: Server, tmp_path: Path) -> None:
+    dest = tmp_path / "cache" / "w.npy"  # the cache folder does not exist on a cache miss
+    first = cli("download", dest, "--url", url(server), "--sha256", DIGEST)
+    assert first.exit_code == 0 and dest.read_bytes() == PAYLOAD, first.output
+    requests = len(server.ranges)
+    again = cli("download", dest, "--url", url(server), "--sha256", DIGEST)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"kept {dest}: already there ({len(PAYLOAD):,} bytes; sha256 {DIGEST} matches --sha256)\n"
+    assert len(server.ranges) == requests  # a cache hit costs no request
+    dest.write_bytes(PAYLOAD[:-1] + b"X")
+    stale = cli("download", dest, "--url", url(server), "--sha256", DIGEST)
+    assert stale.exit_code == 2 and len(server.ranges) == requests
+    assert stale.stderr.startswith(f"error: {dest}: already exists with sha256 ") and f"expected {DIGEST}; pass --force" in stale.stderr
+    assert cli("download", dest, "--url", url(server), "--sha256", DIGEST, "--force").exit_code == 0
+    assert dest.read_bytes() == PAYLOAD
