@@ -36,7 +36,8 @@ class Tolerance:
 
 
 # Measured by benchmarks/tflite_accuracy.py on full-size (synthetic) weights, 35 images (32 synthetic + the 3
-# photos in fixtures/images), LiteRT XNNPACK vs the float64 oracle (max_rel / worst cosine / top-1 / top-5):
+# photos in alexnet_export/sample_images), LiteRT XNNPACK vs the float64 oracle
+# (max_rel / worst cosine / top-1 / top-5):
 # fp32 2.3e-6 / 1.0 / 1 / 1; fp16 5.4e-4 / 1.0 / 1 / 1; int8-dynamic 1.45e-2 / 0.99989 / 1 / 0.99; int8
 # 0.12 / 0.99962 / 1 / 0.98 (per-image median 0.018: one image is the worst by far). Each
 # max_rel bound sits 2x (int8) to 9x above its measurement; the top-k floors leave room for genuine

@@ -40,7 +40,7 @@ from converters.errors import InputError
 from converters.weights import AlexNetWeights, with_arch
 
 SCHEMA_VERSION = 1
-FIXTURE_IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+FIXTURE_IMAGES = Path(__file__).resolve().parent / "sample_images"  # package data: there in a wheel too
 SCHEMA_PATH = Path(__file__).with_name("verify_schema.json")
 
 
@@ -65,7 +65,7 @@ def make_inputs(
     fixtures: bool = True,
     spec: InputSpec | None = None,
 ) -> Inputs:
-    """Seeded synthetic images, the sample images in ``fixtures/images`` and those in ``images_dir``.
+    """Seeded synthetic images, the sample images in ``alexnet_export/sample_images`` and those in ``images_dir``.
 
     All preprocessed for ``spec`` (default: BVLC AlexNet's input), i.e. in the network's input space.
 

@@ -1,7 +1,7 @@
 """The measurements behind the per-precision TFLite tolerances in alexnet_export/parity.py.
 
 Full-size weights, each precision converted with the toolkit, run with LiteRT XNNPACK on N images
-(seeded synthetic images plus fixtures/images when present), compared with the float64 oracle.
+(seeded synthetic images plus alexnet_export/sample_images when present), compared with the float64 oracle.
 Anchors in the same run: the canonical TF graph (fp32, oneDNN) on the same images, and the declared
 tolerance beside every figure, with the headroom (how far the measurement is from failing).
 Per-image spread: the median and worst per-image max_rel.
@@ -36,7 +36,7 @@ def main() -> None:
         inputs = make_inputs(count=args.runs)
         images = inputs.images
         oracle = forward(weights, images)
-        print(f"{len(images)} images: {args.runs} synthetic + {len(images) - args.runs} from fixtures/images")
+        print(f"{len(images)} images: {args.runs} synthetic + {len(images) - args.runs} from sample_images")
         scale = np.abs(oracle).max(axis=1)
         print(f"oracle logits: largest |logit| per image median {np.median(scale):.3g}; "
               f"top-1 margin (1st - 2nd logit) median {np.median(np.diff(np.sort(oracle, axis=1)[:, -2:])):.3g}")

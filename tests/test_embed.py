@@ -15,7 +15,7 @@ from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedm
 from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
 from alexnet_export.graph import embedded_preprocessing
 from alexnet_export.parity import TOLERANCES, compare, failures
-from alexnet_export.preprocess import BVLC_INPUT, fit_rgb, input_to_rgb, load_rgb, rgb_to_input
+from alexnet_export.preprocess import BVLC_INPUT, fit_rgb, image_files, input_to_rgb, load_rgb, rgb_to_input
 from alexnet_export.reference import forward
 from alexnet_export.runtimes import artifact_rows
 from alexnet_export.verify import FIXTURE_IMAGES, make_inputs, verify
@@ -44,7 +44,7 @@ def test_in_graph_preprocessing_equals_rgb_to_input_at_227() -> None:
 
 def test_in_graph_resize_is_close_to_pillow_on_the_sample_images() -> None:
     """Pillow antialiases when shrinking and rounds to uint8; the in-graph bilinear does neither."""
-    for path in sorted(FIXTURE_IMAGES.iterdir()):
+    for path in image_files(FIXTURE_IMAGES):
         picture = load_rgb(path)
         ours = embedded_preprocessing(picture[None], BVLC_INPUT).numpy()[0]
         pillow = rgb_to_input(fit_rgb(picture, "resize"))

@@ -15,6 +15,7 @@ from alexnet_export.exporters.onnx import OnnxOptions, export_onnx  # noqa: E402
 from alexnet_export.exporters.savedmodel import SavedModelOptions, export_savedmodel  # noqa: E402
 from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite  # noqa: E402
 from alexnet_export.extract import extract  # noqa: E402
+from alexnet_export.preprocess import image_files  # noqa: E402
 from alexnet_export.report import verify_markdown  # noqa: E402
 from alexnet_export.verify import FIXTURE_IMAGES, SCHEMA_PATH, make_inputs, verify  # noqa: E402
 from converters import read_weights  # noqa: E402
@@ -23,7 +24,7 @@ from converters.synthetic import synthesize  # noqa: E402
 from converters.weights import AlexNetWeights  # noqa: E402
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
-FIXTURES = sorted(FIXTURE_IMAGES.iterdir())
+FIXTURES = image_files(FIXTURE_IMAGES)
 
 
 @pytest.mark.parametrize("groups", ["native", "split", "dense"])

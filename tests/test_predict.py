@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from alexnet_export.labels import imagenet_classes, label, top_k
+from alexnet_export.preprocess import image_files
 from alexnet_export.verify import FIXTURE_IMAGES
 from converters.bvlc_npy import write_npy
 from converters.hdf5 import write_h5
 from converters.synthetic import synthesize
 
-SAMPLES = sorted(FIXTURE_IMAGES.iterdir())
+SAMPLES = image_files(FIXTURE_IMAGES)
 
 
 def test_the_class_table_is_the_standard_order() -> None:
@@ -42,7 +43,7 @@ def test_top_k_is_sorted_and_deterministic_on_ties() -> None:
 
 def test_there_are_sample_images_with_attribution() -> None:
     assert len(SAMPLES) >= 3
-    readme = (FIXTURE_IMAGES.parent / "README.md").read_text()
+    readme = (FIXTURE_IMAGES / "SOURCES.md").read_text()
     for path in SAMPLES:
         assert f"`{path.name}`" in readme
 
