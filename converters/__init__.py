@@ -1,11 +1,16 @@
 """Weights only: architectures as data; read, validate, convert and write their weights with numpy (and h5py).
 
 This package never imports TensorFlow, ONNX or tf2onnx.
+
+Its import name is generic (a distribution called ``converters`` exists on the public index), so it
+says whose it is: ``alexnet_export.converters_owner`` checks this line before the CLI imports it.
 """
 
 from __future__ import annotations
 
 import os
+
+__distribution__ = "alexnet-export"
 
 from converters.arch import Architecture
 from converters.bvlc_npy import read_npy, write_npy
