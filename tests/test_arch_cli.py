@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from alexnet_export.verify import FIXTURE_IMAGES
 from converters.arch import PRESETS
 
 
@@ -48,7 +49,7 @@ def test_predict_uses_the_architecture_preprocessing_and_labels(cli, tmp_path: P
     pytest.importorskip("tensorflow")
     assert cli("synthesize", tmp_path / "w.npy", "--arch", arch, "--width-divisor", "8", "--num-classes", "3").exit_code == 0
     (tmp_path / "labels.txt").write_text("# my classes\nzero\none\ntwo\n")
-    picture = Path(__file__).parents[1] / "fixtures" / "images" / "chelsea_cat.png"
+    picture = FIXTURE_IMAGES / "chelsea_cat.png"
     out = cli("export", tmp_path / "w.npy", tmp_path / "out", "--arch", arch, "--formats", "onnx",
               "--labels", tmp_path / "labels.txt", "--batch", "1", "--quiet")
     assert out.exit_code == 0, out.output

@@ -1,4 +1,4 @@
-"""ImageNet labels and ``predict`` on every kind of model, with the sample images in fixtures/images."""
+"""ImageNet labels and ``predict`` on every kind of model, with the sample images in alexnet_export/sample_images."""
 
 from __future__ import annotations
 
