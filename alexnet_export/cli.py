@@ -597,6 +597,52 @@ def verify(
     raise typer.Exit(report.exit_code)
 
 
+@app.command()
+@handles_errors
+def diagnose(
+    artifact: Annotated[Path, typer.Argument(help="A SavedModel folder, .onnx or .tflite (any converter's).")],
+    weights: Annotated[Path, typer.Option(help="The source weights (.npy, .h5, .weights.h5).")],
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Architecture of the weights (default: the artifact's own).")
+    ] = None,
+    images: ImagesOpt = None,
+    batch: Annotated[int, typer.Option(help="Seeded synthetic images to run.")] = 2,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = None,
+) -> None:
+    """Compare every layer of ARTIFACT with the float64 oracle; name the first divergent layer and its likely cause.
+
+    Ops are matched to layers by the graph's structure, not by names, so artifacts of other converters
+    work. Causes: lrn-constants, conv-padding, pool-rounding, channel-order, mean-or-scale, flatten-order,
+    group-order, kernel-layout, batchnorm, double-softmax, or unknown.
+    Exit status: 0 no divergence, 1 a divergence (diagnosed or not), 2 bad input.
+    """
+    from alexnet_export.artifacts import artifact_architecture
+    from converters import read_weights
+    from converters.atomic import check_output
+    from converters.errors import InputError
+
+    if batch < 1:
+        raise InputError(f"--batch: expected 1 or more images, received {batch}")
+    if not artifact.exists():
+        raise InputError(f"{artifact}: no such artifact")
+    if json_out is not None:
+        check_output(json_out, force=False)
+    chosen = _architecture(arch) or artifact_architecture(artifact)
+    loaded = read_weights(weights, arch=chosen)
+    import_tensorflow()
+    from alexnet_export.diagnose import diagnose as run_diagnose
+    from alexnet_export.report import print_diagnosis
+    from alexnet_export.verify import make_inputs
+
+    inputs = make_inputs(count=batch, seed=seed, images_dir=images, fixtures=False, spec=loaded.arch.input)
+    found = run_diagnose(artifact, loaded, inputs.images, inputs=", ".join(inputs.sources))
+    print_diagnosis(found)
+    if json_out is not None:
+        json_out.write_text(json.dumps(found.to_json(), indent=2) + "\n")
+    raise typer.Exit(0 if found.passed else 1)
+
+
 def _check_verify_options(
     *, device: str, batch: int, max_rel: float | None, atol: float | None = None, rtol: float | None = None
 ) -> None:

@@ -117,6 +117,8 @@ def print_verify(report: Any, *, console: Console | None = None) -> None:
         )
     for problem in report.problems:
         console.print(f"[bold red]FAIL[/] {problem}", highlight=False)
+    for command in report.diagnose_commands:
+        console.print(f"where and why: {command}", highlight=False, soft_wrap=True)
     verified = sum(row.status != "not verified" for row in report.rows)
     verdict = "PASSED" if report.exit_code == 0 else "FAILED"
     console.print(
@@ -144,3 +146,23 @@ def verify_markdown(report: Any) -> str:
     if report.problems:
         lines += ["", "### Problems", "", *[f"- {problem}" for problem in report.problems]]
     return "\n".join(lines) + "\n"
+
+
+def print_diagnosis(found: Any, *, console: Console | None = None) -> None:
+    """The per-layer table of ``diagnose`` and its one-sentence finding."""
+    console = console or Console()
+    table = Table(title=f"{found.artifact} ({found.format}, {found.precision}) vs float64 oracle, layer by layer")
+    for column in ("", "layer", "op", "shape", "layout", "max rel", "cosine", "note"):
+        table.add_column(column)
+    for index, row in enumerate(found.rows):
+        mark = "ok" if row.passed else ("FIRST" if index == found.first else "differs")
+        table.add_row(
+            mark, row.label, row.probe.op if row.probe else "-", "x".join(map(str, row.shape)) if row.shape else "-",
+            row.layout, _fmt(row.max_rel), _fmt(row.cosine, ".6f"), row.note,
+        )
+    console.print(table)
+    console.print(found.sentence(), highlight=False, soft_wrap=True)
+
+
+def _fmt(value: float, spec: str = ".3g") -> str:
+    return "-" if value != value or value in (float("inf"), float("-inf")) else format(value, spec)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import platform
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -172,6 +173,13 @@ class Report:
         if self.require_gpu and not any(r.device.startswith("gpu") and r.status != "not verified" for r in self.rows):
             found.append("--require-gpu: no GPU row could run on this machine")
         return found
+
+    @property
+    def diagnose_commands(self) -> list[str]:
+        """For each artifact with a failed row, the ``diagnose`` command that says where and why."""
+        weights = self.source.get("path") or "WEIGHTS"
+        failed = dict.fromkeys(r.artifact for r in self.rows if r.status == "failed" and r.format != "graph")
+        return [f"alexnet-export diagnose {shlex.quote(a)} --weights {shlex.quote(weights)}" for a in failed]
 
     @property
     def exit_code(self) -> int:
