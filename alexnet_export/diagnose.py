@@ -46,6 +46,7 @@ from converters.arch import (
 from converters.errors import InputError
 from converters.weights import AlexNetWeights
 
+SCHEMA_PATH = Path(__file__).with_name("diagnose_schema.json")
 CAUSES = (
     "lrn-constants",
     "conv-padding",
@@ -101,6 +102,15 @@ TFLITE_KINDS = {
     "MUL": "mul",
     "CONCATENATION": "concat",
 }
+# TFLite option tables that carry a fused activation (a ReLU folded into the op).
+FUSED_OPTIONS = (
+    "Conv2DOptions",
+    "DepthwiseConv2DOptions",
+    "FullyConnectedOptions",
+    "AddOptions",
+    "MulOptions",
+    "ConcatenationOptions",
+)
 LAYER_KINDS = {
     Conv: "conv",
     ReLU: "relu",
@@ -388,19 +398,14 @@ def _open_tflite(path: Path) -> Opened:
     model = schema.Model.GetRootAs(buffer, 0)
     graph = model.Subgraphs(0)
     fused = {}
+    fused_tables = {getattr(schema.BuiltinOptions, name): name for name in FUSED_OPTIONS}
     for index in range(graph.OperatorsLength()):
         op = graph.Operators(index)
         table = op.BuiltinOptions()
         if table is None:
             continue
-        kind = op.BuiltinOptionsType()
-        options: Any = None
-        if kind == schema.BuiltinOptions.Conv2DOptions:
-            options = schema.Conv2DOptions()
-        elif kind == schema.BuiltinOptions.DepthwiseConv2DOptions:
-            options = schema.DepthwiseConv2DOptions()
-        elif kind == schema.BuiltinOptions.FullyConnectedOptions:
-            options = schema.FullyConnectedOptions()
+        options_class = fused_tables.get(op.BuiltinOptionsType())
+        options: Any = getattr(schema, options_class)() if options_class else None
         if options is not None:
             options.Init(table.Bytes, table.Pos)
             fused[index] = options.FusedActivationFunction() == schema.ActivationFunctionType.RELU
@@ -574,7 +579,7 @@ def align(arch: Architecture, probes: list[Probe]) -> list[Row]:
             bias = next_of(end + 1, {"add"})
             if bias is not None:
                 end = bias
-        fused = probes[found].fused_relu
+        fused = probes[found].fused_relu or probes[end].fused_relu
         probe = probes[end] if end == found else Probe(probes[end].name, probes[end].kind, probes[found].op, fused)
         rows.append(Row([*pending, (index, layer)], probe))
         pending, position = [], end + 1
@@ -594,12 +599,16 @@ def run_chain(
 ) -> np.ndarray:
     """The oracle through ``layers`` from ``x``, one of them (by index) replaced by ``swap``."""
     for index, layer in layers:
-        if swap is not None and swap[0] == index:
-            x = swap[1](x)
-            continue
-        step = _step(layer, weights)
-        x = step(x) if step is not None else x
+        x = swap[1](x) if swap is not None and swap[0] == index else _oracle_step(layer, weights, x)
     return x
+
+
+def _oracle_step(layer: Layer, weights: AlexNetWeights, x: np.ndarray) -> np.ndarray:
+    """One layer of the oracle; unlike ``reference.forward`` (which stops at the logits) Softmax is computed."""
+    if isinstance(layer, Softmax):
+        return softmax(x)
+    step = _step(layer, weights)
+    return step(x) if step is not None else x
 
 
 Variant = tuple[str, str, str, int | None, Callable[[np.ndarray], np.ndarray]]
@@ -863,7 +872,9 @@ def as_oracle_layout(
             return max(fits, key=lambda f: _cosine(f[0], expected))
         if fits:
             return fits[0]
-        return actual, "nhwc" if actual.shape[-1] == expected_shape[-1] else "nchw"
+        if actual.shape[-1] != expected_shape[-1] and actual.shape[1] == expected_shape[-1]:
+            return nchw, "nchw"  # channels first, other spatial size: shown in the oracle's layout
+        return actual, "nhwc"
     if actual.shape != expected_shape and actual.size == int(np.prod(expected_shape)):
         return actual.reshape(expected_shape), "flat"
     return actual, "-"
@@ -918,10 +929,9 @@ def diagnose(
     oracle: list[np.ndarray] = []
     x = images.astype(np.float64)
     for layer in arch.layers:
-        step = _step(layer, weights)
-        x = step(x) if step is not None else x
+        x = _oracle_step(layer, weights, x)
         oracle.append(x)
-    logits = oracle[-2] if arch.has_softmax else oracle[-1]
+    logits = oracle[-2] if arch.has_softmax else oracle[-1]  # the Softmax head's input
     probabilities = softmax(logits)
     covered = {row.probe.name for row in rows if row.probe}
     for name in artifact.outputs:
@@ -990,7 +1000,8 @@ def explain(
                 tried.append((name, detail, fix, partial(_through, row.layers, weights, None, x_in, (index, fn))))
     for name, detail, fix, compute in tried:
         try:
-            expected = compute()
+            with np.errstate(all="ignore"):  # e.g. sqrt of a mean read as a variance: NaN, simply no match
+                expected = compute()
         except (ValueError, IndexError):  # a variant whose shapes cannot work here
             continue
         actual, _ = as_oracle_layout(row.actual, expected.shape, expected)
@@ -1000,4 +1011,4 @@ def explain(
     return best
 
 
-__all__ = ["CAUSES", "Diagnosis", "align", "diagnose", "open_artifact"]
+__all__ = ["CAUSES", "SCHEMA_PATH", "Diagnosis", "align", "diagnose", "open_artifact"]
