@@ -51,8 +51,23 @@ def handles_errors(command: F) -> F:
             fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         except KeyboardInterrupt:
             fail("interrupted; nothing was written", code=130)
+        except MemoryError:
+            fail(f"{command.__name__}: ran out of memory (an input larger than this machine can hold?)")
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # anything unforeseen: one line naming the command, the traceback behind --debug
+            if DEBUG["on"]:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            fail(
+                f"{command.__name__}: unexpected {type(exc).__name__}: {first[:300]}; please report it "
+                "(alexnet-export --debug ... prints the traceback)"
+            )
 
     return wrapper  # type: ignore[return-value]
+
+
+DEBUG = {"on": False}
 
 
 def import_tensorflow() -> None:
@@ -85,8 +100,10 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
 ) -> None:
     """BVLC AlexNet weights to SavedModel, TFLite and ONNX, with proof of logits parity."""
+    DEBUG["on"] = debug
 
 
 WeightsArg = Annotated[
