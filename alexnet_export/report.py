@@ -17,11 +17,13 @@ def _g(value: float) -> str:
 
 def _layer_table(title: str, rows: Any) -> Table:
     table = Table(title=title)
-    for column in ("layer", "type", "output (h x w x c)", "parameters"):
+    sourced = any("source" in row for row in rows)
+    for column in ("layer", "type", "output (h x w x c)", "parameters", *(["from the file"] if sourced else [])):
         table.add_column(column)
     for row in rows:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
-        table.add_row(row["layer"], row["type"], " x ".join(map(str, row["output"])), params)
+        cells = [row["layer"], row["type"], " x ".join(map(str, row["output"])), params]
+        table.add_row(*cells, *([row.get("source", "")] if sourced else []))
     return table
 
 
@@ -45,7 +47,8 @@ def print_architecture(arch: Any, *, console: Console | None = None) -> None:
 def print_summary(summary: WeightsSummary, *, console: Console | None = None) -> None:
     """Print the ``inspect`` tables (architecture, then tensors) and the checksum lines."""
     console = console or Console(width=None if sys.stdout.isatty() else 120)
-    console.print(_layer_table(f"architecture {summary.architecture}", summary.shapes))
+    kind = f" (read from a {summary.source_format} file)" if summary.source_format else ""
+    console.print(_layer_table(f"architecture {summary.architecture}{kind}", summary.shapes))
     table = Table(title=f"{summary.path}" if summary.path else "weights")
     for column in ("tensor", "shape", "groups", "dtype", "params", "min", "max", "mean", "std", "NaN", "Inf"):
         table.add_column(column, justify="left" if column in ("tensor", "shape", "dtype") else "right")

@@ -42,22 +42,38 @@ def read_weights(
     check_finite: bool = True,
     arch: Architecture | None = None,
 ) -> AlexNetWeights:
-    """Read a weight file: the bvlc_alexnet.npy layout, or HDF5 (this toolkit's or Keras'), by magic bytes.
+    """Read a weight file by its magic bytes: the npy dict, HDF5, or a ``.keras`` zip.
+
+    HDF5 is this toolkit's, a Keras ``.weights.h5`` or a legacy Keras full model; full models (``.h5`` and
+    ``.keras``) carry their architecture in their config, read as data.
 
     Args:
         path: the weight file.
         allow_cast: convert float64/float16 arrays to float32 instead of refusing them.
         check_finite: refuse NaN and Inf values.
-        arch: the architecture (default: the one this toolkit's HDF5 records, else bvlc-alexnet).
+        arch: the architecture (default: the one the file records or describes, else bvlc-alexnet).
 
     """
     try:
         with open(path, "rb") as stream:
-            is_hdf5 = stream.read(len(HDF5_MAGIC)) == HDF5_MAGIC
+            magic = stream.read(len(HDF5_MAGIC))
     except OSError:
-        is_hdf5 = False  # read_npy reports missing files and directories
-    if is_hdf5:
-        from converters.hdf5 import read_h5
+        magic = b""  # read_npy reports missing files and directories
+    if magic == HDF5_MAGIC:
+        import h5py
 
-        return read_h5(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)
+        from converters.hdf5 import read_h5
+        from converters.keras_file import is_keras_h5_model, read_keras_model
+
+        try:
+            with h5py.File(path, "r") as file:
+                full_model = is_keras_h5_model(file)
+        except OSError:
+            full_model = False  # read_h5 reports what is wrong with the file
+        read = read_keras_model if full_model else read_h5
+        return read(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)
+    if magic.startswith(b"PK\x03\x04"):
+        from converters.keras_file import read_keras_model
+
+        return read_keras_model(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)
     return read_npy(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)

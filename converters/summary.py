@@ -53,6 +53,7 @@ class WeightsSummary:
     layers: tuple[LayerSummary, ...]
     architecture: str = "bvlc-alexnet"
     shapes: tuple[dict[str, Any], ...] = ()
+    source_format: str | None = None
 
     @property
     def nonfinite(self) -> int:
@@ -113,6 +114,7 @@ def summarize(weights: AlexNetWeights) -> WeightsSummary:
         layers=tuple(sorted(layers, key=lambda lay: order[lay.name])),
         architecture=arch.name,
         shapes=layer_shapes(weights),
+        source_format=weights.source.format if weights.source else None,
     )
 
 
@@ -120,6 +122,7 @@ def layer_shapes(weights: AlexNetWeights) -> tuple[dict[str, Any], ...]:
     """Every layer of the architecture with its output feature-map shape (h, w, c) for these widths."""
     arch = weights.arch
     shapes = trace(arch, weights.widths)
+    origins = dict(weights.source.origins) if weights.source else {}
     rows = []
     for index, layer in enumerate(arch.layers):
         params = {k: v for k, v in layer.__dict__.items() if k != "name"}
@@ -127,4 +130,6 @@ def layer_shapes(weights: AlexNetWeights) -> tuple[dict[str, Any], ...]:
             {"layer": getattr(layer, "name", "") or layer.type, "type": layer.type, "output": list(shapes[index + 1]),
              "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}}
         )
+        if origins:
+            rows[-1]["source"] = origins.get(getattr(layer, "name", ""), "")
     return tuple(rows)

@@ -42,13 +42,16 @@ class Source:
     Attributes:
         path: the file as the user named it.
         sha256: hex digest of the file's bytes.
-        format: ``npy``, ``h5`` (this toolkit's HDF5) or ``keras-h5`` (a Keras 3 ``.weights.h5``).
+        format: ``npy``, ``h5`` (this toolkit's HDF5), ``keras-h5`` (a Keras 3 ``.weights.h5``), ``keras``
+            (a ``.keras`` model), ``keras-h5-model`` (a legacy Keras full model) or ``tf-checkpoint``.
+        origins: ``(layer, where in the file)`` for readers that map file entries to layers.
 
     """
 
     path: str
     sha256: str
     format: str
+    origins: tuple[tuple[str, str], ...] = ()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
