@@ -108,7 +108,10 @@ def root(
 
 WeightsArg = Annotated[
     Path,
-    typer.Argument(help="Weight file: bvlc_alexnet.npy (or its layout), HDF5 from npy2h5, or a Keras .weights.h5."),
+    typer.Argument(
+        help="Weights: bvlc_alexnet.npy (or its layout), HDF5 from npy2h5, a Keras .weights.h5, .keras or full-model "
+        ".h5, or a TensorFlow checkpoint (prefix or folder).",
+    ),
 ]
 ArchOpt = Annotated[
     str | None,
@@ -148,7 +151,7 @@ def inspect(
 
     Exits 1 when any layer holds NaN or Inf values (they are counted, not refused, here).
     """
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
     from converters.arch import load_arch
     from converters.summary import summarize
 
@@ -213,7 +216,7 @@ def _prepare(
 
     """
     from alexnet_export.progress import Progress
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
     from converters.atomic import check_output
 
     for out in outputs:
@@ -350,7 +353,7 @@ def npy2h5(
     allow_cast: AllowCastOpt = False,
 ) -> None:
     """Convert weights to self-describing HDF5 (no pickle; a sha256 per tensor; the architecture recorded)."""
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
     from converters.hdf5 import write_h5
 
     read = partial(read_weights, allow_cast=allow_cast, arch=_architecture(arch))
@@ -454,7 +457,7 @@ def npy2keras(
 
     In Python: ``model = build_model(weights, load=False); model.load_weights(OUT)``.
     """
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
     from converters.hdf5 import check_keras_name
 
     check_keras_name(out)
@@ -595,7 +598,7 @@ def verify(
     Exit status: 0 all verified rows and weight checks pass; 1 any mismatch (all listed); 2 bad input.
     """
     from alexnet_export.artifacts import artifact_architecture
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
 
     _check_verify_options(device=device, batch=batch, max_rel=max_rel, atol=atol, rtol=rtol)
     paths = _expand_artifacts(artifacts)
@@ -635,7 +638,7 @@ def diagnose(
     Exit status: 0 no divergence, 1 a divergence (diagnosed or not), 2 bad input.
     """
     from alexnet_export.artifacts import artifact_architecture
-    from converters import read_weights
+    from alexnet_export.sources import read_weights
     from converters.atomic import check_output
     from converters.errors import InputError
 

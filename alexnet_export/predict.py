@@ -50,15 +50,17 @@ def model_runner(
     an HDF5 file records, else bvlc-alexnet).
     """
     from alexnet_export.artifacts import artifact_architecture
+    from alexnet_export.checkpoint import checkpoint_prefix
     from alexnet_export.runtimes import Runner, artifact_rows, graph_rows
 
     path = Path(model)
-    if path.is_dir() or path.suffix.lower() in ARTIFACT_SUFFIXES:
+    is_checkpoint = checkpoint_prefix(path) is not None
+    if (path.is_dir() and not is_checkpoint) or path.suffix.lower() in ARTIFACT_SUFFIXES:
         used = arch or artifact_architecture(path)
         rows = artifact_rows(path)
         what = f"{path} ({rows[0].format}, {used.name})"
     else:
-        from converters import read_weights
+        from alexnet_export.sources import read_weights
 
         weights = read_weights(path, allow_cast=allow_cast, arch=arch)
         used = weights.arch

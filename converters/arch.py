@@ -497,6 +497,67 @@ def folded(arch: Architecture) -> Architecture:
     )
 
 
+# --- comparing networks ------------------------------------------------------------------------
+
+
+def _shape_of(layer: Layer) -> tuple[Any, ...]:
+    """A layer without its name and width (a width-scaled or fine-tuned network is the same network)."""
+    if isinstance(layer, Conv):
+        return ("conv", layer.kernel, layer.stride, layer.padding, layer.groups)
+    if isinstance(layer, Dense):
+        return ("dense",)
+    if isinstance(layer, BatchNorm):
+        return ("batchnorm", layer.epsilon)
+    if isinstance(layer, Dropout):
+        return ("dropout",)
+    return (layer.type, *(getattr(layer, f) for f in getattr(layer, "__dataclass_fields__", {})))
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal, constants compared to float32 precision (graphs store LRN and BN constants as float32)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, float) and isinstance(y, float):
+            if not math.isclose(x, y, rel_tol=1e-6):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def first_difference(found: Architecture, wanted: Architecture) -> str | None:
+    """The first way ``found`` is not ``wanted``'s network (names, widths and dropout aside), or ``None``."""
+    size = (found.input.height, found.input.width, found.input.channels)
+    expected = (wanted.input.height, wanted.input.width, wanted.input.channels)
+    if size != expected:
+        return (
+            f"input {size[0]}x{size[1]}x{size[2]} where {wanted.name} takes {expected[0]}x{expected[1]}x{expected[2]}"
+        )
+    mine = [layer for layer in found.layers if not isinstance(layer, Dropout)]  # no-ops at inference
+    theirs = [layer for layer in wanted.layers if not isinstance(layer, Dropout)]
+    for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        if not _same(_shape_of(a), _shape_of(b)):
+            return f"layer {index} is {_describe_params(a)} where {wanted.name} has {_describe_params(b)}"
+    if len(mine) != len(theirs):
+        return f"{len(mine)} layers (dropout aside) where {wanted.name} has {len(theirs)}"
+    return None
+
+
+def _describe_params(layer: Layer) -> str:
+    fields = {k: v for k, v in vars(layer).items() if k != "name"} if hasattr(layer, "__dict__") else {}
+    text = ", ".join(f"{k}={v}" for k, v in fields.items())
+    return f"{layer.type}({text})"
+
+
+def matching_preset(found: Architecture) -> Architecture | None:
+    """The preset whose network ``found`` is (widths and classes aside), if any."""
+    for preset in PRESETS.values():
+        if first_difference(found, preset) is None:
+            return preset
+    return None
+
+
 # --- JSON ---------------------------------------------------------------------------------------
 
 

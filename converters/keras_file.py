@@ -30,7 +30,6 @@ import h5py
 import numpy as np
 
 from converters.arch import (
-    PRESETS,
     Architecture,
     BatchNorm,
     Conv,
@@ -45,6 +44,8 @@ from converters.arch import (
     ZeroPad,
     check_architecture,
     expected_kernel_shape,
+    first_difference,
+    matching_preset,
     trace,
 )
 from converters.errors import WeightsError
@@ -376,49 +377,6 @@ def architecture_from_config(
 
 
 # --- matching presets -----------------------------------------------------------------------------
-
-
-def _shape_of(layer: Layer) -> tuple[Any, ...]:
-    """A layer without its name and width (a width-scaled or fine-tuned network is the same network)."""
-    if isinstance(layer, Conv):
-        return ("conv", layer.kernel, layer.stride, layer.padding, layer.groups)
-    if isinstance(layer, Dense):
-        return ("dense",)
-    if isinstance(layer, BatchNorm):
-        return ("batchnorm", layer.epsilon)
-    if isinstance(layer, Dropout):
-        return ("dropout",)
-    return (layer.type, *(getattr(layer, f) for f in getattr(layer, "__dataclass_fields__", {})))
-
-
-def first_difference(found: Architecture, wanted: Architecture) -> str | None:
-    """The first way ``found`` is not ``wanted``'s network (names and widths aside), or ``None``."""
-    size = (found.input.height, found.input.width, found.input.channels)
-    expected = (wanted.input.height, wanted.input.width, wanted.input.channels)
-    if size != expected:
-        return (
-            f"input {size[0]}x{size[1]}x{size[2]} where {wanted.name} takes {expected[0]}x{expected[1]}x{expected[2]}"
-        )
-    for index, (a, b) in enumerate(zip(found.layers, wanted.layers, strict=False)):
-        if _shape_of(a) != _shape_of(b):
-            return f"layer {index} is {_describe(a)} where {wanted.name} has {_describe(b)}"
-    if len(found.layers) != len(wanted.layers):
-        return f"{len(found.layers)} layers where {wanted.name} has {len(wanted.layers)}"
-    return None
-
-
-def _describe(layer: Layer) -> str:
-    fields = {k: v for k, v in vars(layer).items() if k != "name"} if hasattr(layer, "__dict__") else {}
-    text = ", ".join(f"{k}={v}" for k, v in fields.items())
-    return f"{layer.type}({text})"
-
-
-def matching_preset(found: Architecture) -> Architecture | None:
-    """The preset whose network ``found`` is (widths and classes aside), if any."""
-    for preset in PRESETS.values():
-        if first_difference(found, preset) is None:
-            return preset
-    return None
 
 
 def _renamed(bound: Mapping[str, Bound], found: Architecture, target: Architecture) -> dict[str, Bound]:

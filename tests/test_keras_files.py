@@ -41,7 +41,8 @@ def _oxflower_sequential(K: Any) -> Any:
     return K.Sequential(layers)
 
 
-def _keras_v1_functional(K: Any, classes: int = 5) -> Any:
+def _keras_v1_functional(K: Any, classes: int = 5, width: int = WIDTH) -> Any:
+    WIDTH = width
     L = K.layers
     x = images = K.Input((224, 224, 3))
     x = L.ZeroPadding2D(((1, 2), (1, 2)))(x)
@@ -289,3 +290,19 @@ def test_a_dataset_with_the_wrong_shape_is_refused_before_it_is_read(tmp_path: P
         group.create_dataset(name, shape=(50000, 50000), dtype="f4")  # declared 9 GiB, never allocated
     with pytest.raises(WeightsError, match=r"expected shape \(2,\), received \(50000, 50000\)"):
         read_weights(tmp_path / "m.h5")
+
+
+@pytest.mark.slow
+def test_a_full_size_keras_v1_model_exports_and_matches_keras(cli, tmp_path: Path) -> None:
+    keras.utils.set_random_seed(5)
+    model = _keras_v1_functional(keras, classes=1000, width=1)
+    _randomise(keras, model, 3)
+    model.save(tmp_path / "keras_v1.keras")
+    images = np.random.default_rng(4).uniform(0, 1, (2, 224, 224, 3)).astype(np.float32)
+    expected = _logits(keras, model, images)
+    result = cli("export", tmp_path / "keras_v1.keras", tmp_path / "out", "--formats", "onnx", "--batch", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "out" / "alexnet.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(["logits"], {"images": images})[0] - expected).max() <= 1e-5 * np.abs(expected).max()
