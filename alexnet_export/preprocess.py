@@ -6,9 +6,11 @@ What the weights expect (Caffe's ``deploy.prototxt`` and its ImageNet mean; see 
 (no mean on one sample, a scalar mean on another, and an RGB->BGR swap that loses the red channel);
 the tests here check each step against hand-computed pixels.
 
-Steps of :func:`preprocess`: decode with Pillow and convert to RGB (palette, grey and alpha images
-included), resize so the shorter side is 256 (bilinear), centre-crop 227x227, reverse the channels to
-BGR, subtract the mean. ``mode="resize"`` resizes straight to 227x227 instead (no crop).
+Steps of :func:`preprocess`: check the size from the header (at most 40 M pixels, aspect ratio at most
+20:1), decode with Pillow and convert to RGB (palette, grey and alpha images included; 16-bit greys
+scaled by 65535, float greys taken as [0, 1]), resize so the shorter side is 256 (bilinear), centre-crop
+227x227, reverse the channels to BGR, subtract the mean.
+``mode="resize"`` resizes straight to 227x227 instead (no crop).
 
 Other architectures state their own input (:class:`converters.arch.InputSpec`): size, RGB/BGR or grey
 (Pillow's ITU-R 601-2 luma, ``L``), a scale (1/255 for [0, 1] inputs) and a mean; every function here
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,8 @@ BGR_MEAN: tuple[float, ...] = BVLC_INPUT.mean
 INPUT_SIZE = BVLC_INPUT.height
 RESIZE_SHORTER = 256
 MODES: tuple[str, ...] = ("crop", "resize")
+MAX_PIXELS = 40_000_000  # checked from the header before decoding (Pillow's own bomb limit is ~89 M)
+MAX_ASPECT = 20  # a 1x30000 strip is not a photograph; cropping it would allocate a 30000x30000 square
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -44,12 +49,43 @@ def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        with Image.open(path) as image:  # lazy: only the header is read here
+            _check_size(path, image.size)
+            return _to_rgb(path, image)
     except FileNotFoundError:
         raise InputError(f"{path}: no such image file") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: expected at most {MAX_PIXELS:,} pixels, received a larger image ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: expected an image Pillow can decode, received unreadable data ({exc})") from None
+
+
+def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
+    """Refuse, before decoding, pictures too large to decode safely or too thin to crop to a network input."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{path}: expected at most {MAX_PIXELS:,} pixels, received {width}x{height}")
+    if max(width, height) > MAX_ASPECT * max(min(width, height), 1):
+        raise InputError(f"{path}: expected an aspect ratio of at most {MAX_ASPECT}:1, received {width}x{height}")
+
+
+def _to_rgb(path: str | os.PathLike[str], image: Any) -> np.ndarray:
+    """uint8 RGB from any mode: 16-bit and 32-bit integer greys scaled by their range, float greys as [0, 1]."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise InputError(
+                f"{path}: expected a float image with values in [0, 1], received values in "
+                f"[{np.nanmin(values):g}, {np.nanmax(values):g}]"
+            )
+        grey = np.rint(values * 255.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -79,11 +79,45 @@ def write_h5(weights: AlexNetWeights, path: str | os.PathLike[str], *, force: bo
                 dataset.attrs["sha256"] = _digest(array)
 
 
+MAX_EXPANSION = 64  # random float weights compress ~1.1x; a dataset inflating more than this is a bomb
+MAX_DATASET_BYTES = 4 << 30
+
+
+def check_storage(dataset: h5py.Dataset, what: str) -> None:
+    """Refuse a dataset before reading it: stored outside the file, virtual, unwritten or inflating too much.
+
+    Raises:
+        WeightsError: external or virtual storage, no stored data (only a fill value), a compression ratio over
+            :data:`MAX_EXPANSION`, or more than :data:`MAX_DATASET_BYTES`.
+
+    """
+    if dataset.external:
+        raise WeightsError(f"{what}: stored in an external file ({dataset.external[0][0]!r}); refused")
+    if dataset.is_virtual:
+        raise WeightsError(f"{what}: a virtual dataset (data from other files); refused")
+    if dataset.dtype.kind not in "fiu" or dataset.dtype.hasobject:
+        raise WeightsError(f"{what}: expected numeric data, received {dataset.dtype}")
+    declared = int(dataset.size) * dataset.dtype.itemsize
+    if declared > MAX_DATASET_BYTES:
+        raise WeightsError(f"{what}: declares {declared:,} bytes; expected at most {MAX_DATASET_BYTES:,}")
+    stored = int(dataset.id.get_storage_size())
+    if declared and not stored:
+        raise WeightsError(f"{what}: no data stored (only a fill value for {declared:,} bytes); refused")
+    if declared > MAX_EXPANSION * max(stored, 1) and declared > 1 << 20:
+        raise WeightsError(
+            f"{what}: {stored:,} stored bytes expand to {declared:,} (more than {MAX_EXPANSION}x); refused"
+        )
+
+
 def _read_dataset(file: h5py.File, name: str, part: str, where: str, arch: Architecture) -> np.ndarray:
     key = f"/{name}/{part}"
+    dataset = file.get(key, getlink=True)
+    if isinstance(dataset, h5py.ExternalLink | h5py.SoftLink):
+        raise WeightsError(f"{where}: {key} is a link ({type(dataset).__name__}); expected a dataset in the file")
     dataset = file.get(key)
     if not isinstance(dataset, h5py.Dataset):
         raise WeightsError(f"{where}: missing dataset {key}; expected one per tensor of architecture {arch.name}")
+    check_storage(dataset, f"{where}: dataset {key}")
     array = np.asarray(dataset[()])
     stored = dataset.attrs.get("sha256")
     if stored is None:
@@ -124,7 +158,12 @@ def _keras_vars(file: h5py.File, where: str) -> list[tuple[str, list[np.ndarray]
                 f"{where}: layer {name} (/layers/{key}/vars): expected datasets 0, 1 (kernel, bias) or 0..3 "
                 f"(BatchNormalization), received {keys}"
             )
-        found.append((name, [np.asarray(variables[k][()]) for k in keys]))
+        datasets = [variables.get(k) for k in keys]
+        for k, dataset in zip(keys, datasets, strict=True):
+            if not isinstance(dataset, h5py.Dataset) or isinstance(variables.get(k, getlink=True), h5py.ExternalLink):
+                raise WeightsError(f"{where}: /layers/{key}/vars/{k}: expected a dataset in the file")
+            check_storage(dataset, f"{where}: /layers/{key}/vars/{k}")
+        found.append((name, [np.asarray(dataset[()]) for dataset in datasets]))
     return found
 
 

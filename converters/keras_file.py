@@ -49,6 +49,7 @@ from converters.arch import (
     trace,
 )
 from converters.errors import WeightsError
+from converters.hdf5 import check_storage
 from converters.weights import AlexNetWeights, Source, build_weights, file_sha256
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -404,12 +405,11 @@ def _read_checked(dataset: Any, shape: tuple[int, ...], what: str) -> np.ndarray
     """A dataset's array after its shape, dtype and storage were checked (nothing allocated before)."""
     if not isinstance(dataset, h5py.Dataset):
         raise KerasModelError(f"{what}: expected a dataset, received {type(dataset).__name__}")
-    if dataset.external or dataset.is_virtual:
-        raise KerasModelError(f"{what}: stored outside the file (external or virtual dataset); refused")
     if tuple(dataset.shape) != shape:
         raise KerasModelError(f"{what}: expected shape {shape}, received {tuple(dataset.shape)}")
     if dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (2, 4, 8):
         raise KerasModelError(f"{what}: expected float values, received {dataset.dtype}")
+    check_storage(dataset, what)
     return np.asarray(dataset[()])
 
 
