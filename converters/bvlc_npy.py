@@ -41,13 +41,80 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-# The only globals a pickled numpy array needs (Python 2 and 3 spellings). Nothing else resolves.
+MAX_ARRAY_ELEMENTS = 1 << 28  # 1 GiB of float32 per array; full-size fc6 has 37.7 M elements
+
+
+def _size(shape: object) -> int:
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise UnsafePickleError(f"refused an array shape {shape!r:.80}: expected a tuple of sizes")
+    size = 1
+    for dim in shape:
+        size *= dim
+        if size > MAX_ARRAY_ELEMENTS:
+            raise UnsafePickleError(
+                f"refused an array of shape {shape}: more than {MAX_ARRAY_ELEMENTS:,} elements declared"
+            )
+    return size
+
+
+class _CheckedArray(np.ndarray):
+    """What ``numpy.ndarray`` resolves to: rebuilt only from a state whose data is all there.
+
+    ``_reconstruct`` creates it without calling ``__new__``; a pickle that calls ``numpy.ndarray(shape,
+    dtype, buffer, offset, strides)`` itself (a zero-stride view declaring gigabytes) is refused.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _CheckedArray:
+        raise UnsafePickleError(
+            "refused a numpy.ndarray(...) call: arrays are rebuilt from their pickled state only "
+            "(views with foreign buffers or zero strides are not)"
+        )
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise UnsafePickleError(f"refused an array state of {type(state).__name__}: expected a 4- or 5-tuple")
+        shape, dtype, data = state[-4], state[-3], state[-1]
+        size = _size(shape)
+        if not isinstance(dtype, np.dtype):
+            raise UnsafePickleError(f"refused an array state with dtype {dtype!r:.80}")
+        if dtype.hasobject:
+            if shape != () or not isinstance(data, list) or len(data) != 1:
+                raise UnsafePickleError(
+                    f"refused an object array of shape {shape}: only np.save's 0-d holder of one object is expected"
+                )
+        elif not isinstance(data, bytes | bytearray) or len(data) != size * dtype.itemsize:
+            given = len(data) if isinstance(data, bytes | bytearray) else type(data).__name__
+            raise UnsafePickleError(
+                f"refused an array of shape {shape} and dtype {dtype}: expected {size * dtype.itemsize} data bytes, "
+                f"received {given}"
+            )
+        super().__setstate__(state)
+
+
+def _reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+    """``numpy.core.multiarray._reconstruct`` for the one call np.save's pickles make: an empty array to fill."""
+    if subtype is not _CheckedArray or shape != (0,) or dtype not in (b"b", "b"):
+        raise UnsafePickleError(f"refused _reconstruct({subtype!r:.40}, {shape!r:.40}, {dtype!r:.20})")
+    return cast(np.ndarray, _RECONSTRUCT(_CheckedArray, shape, dtype))
+
+
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    """Protocol 5's ``_frombuffer``, with the buffer's length checked against the declared shape."""
+    size = _size(shape)
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(buffer, bytes | bytearray | memoryview):
+        raise UnsafePickleError(f"refused _frombuffer with dtype {dtype!r:.40}")
+    if len(memoryview(buffer).cast("B")) != size * dtype.itemsize:
+        raise UnsafePickleError(f"refused an array of shape {shape}: its buffer does not hold {size} elements")
+    return cast(np.ndarray, _FROMBUFFER(buffer, dtype, shape, order))
+
+
+# The only globals a pickled numpy array needs (Python 2 and 3 spellings), each checked. Nothing else resolves.
 ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): _CheckedArray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
@@ -132,17 +199,22 @@ def _text(key: object) -> object:
 _NORM_KEYS = (("gamma", "beta", "moving_mean", "moving_variance"), ("gamma", "beta", "mean", "variance"))
 
 
+def _plain(value: object) -> object:
+    """A checked array as a plain ndarray (same memory); anything else unchanged."""
+    return value.view(np.ndarray) if isinstance(value, _CheckedArray) else value
+
+
 def _entry(value: object, where: str, name: str) -> tuple[object, ...]:
     """``[W, b]``, ``(W, b)`` or ``{"weights", "biases"}``; BatchNormalization ``[gamma, beta, mean, var]``."""
     if isinstance(value, (list, tuple)) and len(value) in (2, 4):
-        return tuple(value)
+        return tuple(_plain(v) for v in value)
     if isinstance(value, dict):
         fields = {_text(k): v for k, v in value.items()}
         if set(fields) == {"weights", "biases"}:
-            return fields["weights"], fields["biases"]
+            return _plain(fields["weights"]), _plain(fields["biases"])
         for keys in _NORM_KEYS:
             if set(fields) == set(keys):
-                return tuple(fields[k] for k in keys)
+                return tuple(_plain(fields[k]) for k in keys)
     shown = type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else "")
     raise WeightsError(
         f"{where}: layer {name}: expected [W, b], {{'weights', 'biases'}} or a BatchNormalization "

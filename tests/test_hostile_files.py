@@ -3,6 +3,7 @@ allocated or anything outside the file is read."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -109,3 +110,55 @@ def test_16_bit_and_float_images_keep_their_levels(tmp_path: Path) -> None:
         InputError, match=r"expected a float image with values in \[0, 1\], received values in \[0, 3.5\]"
     ):
         load_rgb(tmp_path / "hdr.tiff")
+
+
+class _Reduce:
+    """Pickles as ``callable(*args)`` then ``BUILD state``: the shapes a hostile npy can take with allowed globals."""
+
+    def __init__(self, *reduced: object) -> None:
+        self.reduced = reduced
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return self.reduced
+
+
+_RECON = np.ndarray((0,)).__reduce__()[0]
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (
+            _Reduce(np.ndarray, ((50000, 50000), np.dtype("f4"), b"\0\0\0\0", 0, (0, 0))),
+            "refused a numpy.ndarray(...) call",
+        ),
+        (
+            _Reduce(_RECON, (np.ndarray, (0,), b"b"), (1, (50000, 50000), np.dtype("f4"), False, b"\0" * 8)),
+            "refused an array of shape (50000, 50000): more than 268,435,456 elements declared",
+        ),
+        (
+            _Reduce(_RECON, (np.ndarray, (0,), b"b"), (1, (4096, 4096), np.dtype("f4"), False, b"\0" * 8)),
+            "expected 67108864 data bytes, received 8",
+        ),
+        (
+            _Reduce(_RECON, (np.ndarray, (0,), b"b"), (1, (3,), np.dtype("O"), False, [1])),
+            "refused an object array of shape (3,)",
+        ),
+    ],
+    ids=["zero-stride-view", "declared-gigabytes", "short-buffer", "object-array-short-list"],
+)
+def test_hostile_array_states_in_an_npy_are_refused_before_allocation(
+    cli, tmp_path: Path, array: _Reduce, message: str
+) -> None:
+    import resource
+
+    from tests.conftest import npy_with
+
+    path = npy_with(tmp_path / "hostile.npy", {"fc7": [array, np.zeros(3, np.float32)]}, protocol=2)
+    assert path.stat().st_size < 2000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(WeightsError, match=re.escape(message)):
+        read_weights(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing large allocated
+    result = cli("inspect", path)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
