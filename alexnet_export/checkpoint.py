@@ -13,8 +13,8 @@ layers by the graph, so unnamed variables (``Variable``, ``Variable_1``...) work
 
 Without a ``.meta``, ``--arch`` names the architecture, and each layer's variables are found by name
 (``conv1/weights``, ``conv1/kernel``, ``conv1/biases``, ``conv1/bias``, also inside TF2 object paths);
-for the mnist preset, unnamed variables are taken in its source's creation order (all kernels, then all
-biases: ``shared/NETWORKS.md``).
+where an architecture records ``unnamed_variables`` (mnist: all kernels, then all biases, as its source
+creates them; ``shared/NETWORKS.md``), ``Variable``, ``Variable_1``, ... are taken in that order.
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def _named(walk: _Walk, shapes: Mapping[str, list[int]], where: str) -> tuple[Ar
 
 
 def _by_name(arch: Architecture, shapes: Mapping[str, list[int]], where: str) -> dict[str, Bound]:
-    """Each layer's variables found by its name, or mnist's unnamed creation order."""
+    """Each layer's variables found by its name, or in the architecture's order of unnamed variables."""
     keys = sorted(shapes)
 
     def find(layer: str, parts: tuple[str, ...]) -> str | None:
@@ -429,7 +429,7 @@ def _by_name(arch: Architecture, shapes: Mapping[str, list[int]], where: str) ->
         return bound
     unnamed = sorted((k for k in keys if re.fullmatch(r"Variable(_\d+)?", k)), key=lambda k: int(k[9:] or 0))
     n = len(arch.layer_names)
-    if arch.name == "mnist" and len(unnamed) == 2 * n:  # the source creates all kernels, then all biases
+    if arch.unnamed_variables == "kernels-then-biases" and len(unnamed) == 2 * n:
         return {name: Bound((unnamed[i],), unnamed[n + i]) for i, name in enumerate(arch.layer_names)}
     missing = next(name for name in arch.layer_names if name not in bound)
     raise CheckpointError(

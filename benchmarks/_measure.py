@@ -37,7 +37,7 @@ def measure(setup: str, timed: str, *, runs: int) -> dict[str, float]:
         if out.returncode:
             raise RuntimeError(out.stderr[-3000:])
         line = next(row for row in out.stdout.splitlines() if row.startswith("MEASURE "))
-        result = json.loads(line[len("MEASURE "):])
+        result = json.loads(line[len("MEASURE ") :])
         seconds.append(result["seconds"])
         peaks.append(result["peak_rss_mb"])
     return {"seconds": statistics.median(seconds), "peak_rss_mb": statistics.median(peaks)}
@@ -54,6 +54,12 @@ def report(title: str, rows: dict[str, dict[str, float]], anchor: str) -> None:
             f"{row['seconds'] / base['seconds']:12.2f} {row['peak_rss_mb'] / base['peak_rss_mb']:11.2f}"
         )
 
+
+# Runs the CLI of another checkout (argv[1]): its folder first on sys.path, ahead of the installed package.
+FROM_CHECKOUT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'alexnet-export'; "
+    "from alexnet_export.cli import main; main()"
+)
 
 WRAPPER = """
 import json, resource, subprocess, sys, time

@@ -15,10 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import interleaved, report, weights_file
-
-FROM_CHECKOUT = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'alexnet-export'; " \
-    "from alexnet_export.cli import main; main()"
+from _measure import FROM_CHECKOUT, interleaved, report, weights_file
 
 
 def _args() -> argparse.Namespace:
@@ -46,7 +43,14 @@ def main() -> None:
             }
             if args.baseline is not None:
                 commands[f"baseline diagnose {artifact}"] = [
-                    sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "diagnose", path, "--weights", weights
+                    sys.executable,
+                    "-c",
+                    FROM_CHECKOUT,
+                    args.baseline.resolve(),
+                    "diagnose",
+                    path,
+                    "--weights",
+                    weights,
                 ]
             report(f"{artifact} (whole process)", interleaved(commands, runs=args.runs), anchor)
 

@@ -23,14 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import measure_command, report, weights_file
+from _measure import FROM_CHECKOUT, measure_command, report, weights_file
 
 HERE = Path(__file__).parent
 ANCHOR = "by hand: sum of 1-4 [anchor]"
 BASELINE = "baseline checkout: export"
-# Runs the CLI of another checkout: its folder first on sys.path, ahead of the installed (editable) package.
-FROM_CHECKOUT = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'alexnet-export'; " \
-    "from alexnet_export.cli import main; main()"
 
 
 def _args() -> argparse.Namespace:

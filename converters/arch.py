@@ -43,6 +43,7 @@ CHANNEL_ORDERS: tuple[str, ...] = ("BGR", "RGB", "GRAY")
 FIT_MODES: tuple[str, ...] = ("crop", "resize")
 FLATTEN_ORDERS: tuple[str, ...] = ("hwc", "chw")
 POOL_PADDINGS: tuple[str, ...] = ("VALID", "SAME", "CEIL")
+UNNAMED_VARIABLE_ORDERS: tuple[str, ...] = ("", "kernels-then-biases")
 GROUP_MODES: tuple[str, ...] = ("native", "split", "dense")  # how grouped convolutions are computed
 DEFAULT_ARCH = "bvlc-alexnet"
 FOLDED_SUFFIX = "-folded"
@@ -251,6 +252,8 @@ class Architecture:
         description: where the facts come from.
         folded: ``(batchnorm, into)`` pairs already folded into a linear layer (see :func:`fold_plan`).
         published_sha256: a known digest of the source network's weight file (``inspect`` compares it).
+        unnamed_variables: how the source names its TF variables when it names none: ``kernels-then-biases``
+            (``Variable``, ``Variable_1``, ... in creation order: every kernel, then every bias), or ``""``.
 
     """
 
@@ -260,6 +263,7 @@ class Architecture:
     description: str = ""
     folded: tuple[tuple[str, str], ...] = field(default=())
     published_sha256: str = ""
+    unnamed_variables: str = ""
 
     @property
     def param_layers(self) -> tuple[ParamLayer, ...]:
@@ -312,6 +316,8 @@ class Architecture:
             out["folded"] = [list(pair) for pair in self.folded]
         if self.published_sha256:
             out["published_sha256"] = self.published_sha256
+        if self.unnamed_variables:
+            out["unnamed_variables"] = self.unnamed_variables
         return out
 
     def dumps(self) -> str:
@@ -691,7 +697,8 @@ def from_json(data: Any, *, where: str = "architecture") -> Architecture:
     """
     if not isinstance(data, dict):
         raise ArchError(f"{where}: expected a JSON object, received {type(data).__name__}")
-    unknown = sorted(set(data) - {"name", "description", "input", "layers", "folded", "published_sha256"})
+    known = {"name", "description", "input", "layers", "folded", "published_sha256", "unnamed_variables"}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ArchError(f"{where}: unknown field {unknown[0]!r}; expected name, description, input, layers")
     layers = data.get("layers")
@@ -710,6 +717,9 @@ def from_json(data: Any, *, where: str = "architecture") -> Architecture:
         description=str(data.get("description", "")),
         folded=tuple((a, b) for a, b in folds),
         published_sha256=str(data.get("published_sha256", "")),
+        unnamed_variables=_choice(
+            data.get("unnamed_variables", ""), f"{where}.unnamed_variables", UNNAMED_VARIABLE_ORDERS
+        ),
     )
     check_architecture(arch, where=where)
     return arch
@@ -855,6 +865,7 @@ def _mnist() -> Architecture:
         name="mnist",
         input=InputSpec(28, 28, 1, "GRAY", 1 / 255, (), "resize", 28),
         description="AlexNet-style MNIST network (tf.nn): 784 floats in [0, 1] as 28x28x1.",
+        unnamed_variables="kernels-then-biases",  # wc1..out, then bc1..out (NETWORKS.md)
         layers=(
             Conv("conv1", 64, (3, 3), (1, 1), "SAME"), ReLU(), pool, lrn, Dropout(0.2),
             Conv("conv2", 128, (3, 3), (1, 1), "SAME"), ReLU(), pool, lrn, Dropout(0.2),

@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import h5py
 import numpy as np
@@ -533,7 +533,7 @@ def read_keras_model(
             found, bound = architecture_from_config(config, where=where)
             target, target_bound = _choose(found, bound, arch, where)
             keys = zip_keys(_layers_of(config, where)[0])
-            with h5py.File(io.BytesIO(_zip_member(archive, "model.weights.h5", MAX_WEIGHTS_BYTES, where)), "r") as file:
+            with _zip_weights(archive, where) as stream, h5py.File(stream, "r") as file:
                 entries = _entries(
                     found, bound, target, target_bound, lambda n: _zip_variables(file, n, where, keys), where
                 )
@@ -560,6 +560,14 @@ def read_keras_model(
     return build_weights(
         entries, arch=target, where=where, allow_cast=allow_cast, check_finite=check_finite, source=source
     )
+
+
+def _zip_weights(archive: zipfile.ZipFile, where: str) -> IO[bytes]:
+    """``model.weights.h5`` as a seekable stream: read in place when stored (Keras' default), else inflated once."""
+    info = archive.getinfo("model.weights.h5") if "model.weights.h5" in archive.namelist() else None
+    if info is not None and info.compress_type == zipfile.ZIP_STORED:
+        return archive.open(info)  # h5py reads only the datasets, straight from the zip
+    return io.BytesIO(_zip_member(archive, "model.weights.h5", MAX_WEIGHTS_BYTES, where))
 
 
 def _zip_member(archive: zipfile.ZipFile, name: str, limit: int, where: str) -> bytes:

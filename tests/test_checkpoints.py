@@ -205,3 +205,14 @@ def test_a_tf2_checkpoint_reads_with_arch(tmp_path: Path) -> None:
     path = tf.train.Checkpoint(net=module).write(str(tmp_path / "tf2" / "ckpt"))
     read = read_weights(path, arch=preset("mnist"))
     assert read.bit_equal(source)
+
+
+def test_the_unnamed_variable_order_is_a_fact_of_the_architecture_value() -> None:
+    from converters.arch import ArchError, from_json, preset
+
+    data = preset("mnist").to_json()
+    assert data["unnamed_variables"] == "kernels-then-biases" and from_json(data) == preset("mnist")
+    with pytest.raises(
+        ArchError, match=r"architecture.unnamed_variables: expected one of , kernels-then-biases, received 'random'"
+    ):
+        from_json({**data, "unnamed_variables": "random"})
