@@ -109,16 +109,99 @@ def write_manifest(path: Path, content: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
 
 
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "schema": int, "format": str, "toolkit": dict, "versions": dict, "source": (dict, type(None)), "model": dict,
+    "architecture": dict, "options": dict, "files": dict, "artifacts": list, "nodes": dict, "calibration": dict,
+    "passed": bool, "labels": list,
+}
+MAX_MANIFEST_BYTES = 4 * 2**20
+
+
+def check_manifest(content: Any, where: Path) -> dict[str, Any]:
+    """``content`` if it has the manifest's shape: a JSON object whose known fields have their types.
+
+    A manifest is advisory (``verify`` reads precision, layout and architecture from the artifact
+    itself), but a malformed one is refused rather than half-read.
+
+    Raises:
+        InputError: naming the field and what it holds.
+
+    """
+    if not isinstance(content, dict):
+        raise InputError(f"{where}: expected a manifest (a JSON object), received a JSON {type(content).__name__}")
+    for key, kind in _MANIFEST_FIELDS.items():
+        if key in content and not isinstance(content[key], kind):
+            raise InputError(f"{where}: field {key!r}: expected {_kind_names(kind)}, received "
+                             f"{type(content[key]).__name__}")
+    files = content.get("files", {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise InputError(f"{where}: field 'files': expected names mapped to sha256 strings")
+    if not all(isinstance(name, str) for name in content.get("artifacts", [])):
+        raise InputError(f"{where}: field 'artifacts': expected a list of relative paths")
+    return content
+
+
+def _kind_names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {"dict": "an object", "list": "a list", "str": "a string", "int": "an integer", "bool": "a boolean",
+             "NoneType": "null"}
+    return " or ".join(names.get(k.__name__, k.__name__) for k in kinds)
+
+
+def read_manifest(candidate: Path) -> dict[str, Any]:
+    """The manifest file at ``candidate``, parsed and shape-checked.
+
+    Raises:
+        InputError: too large, not UTF-8 JSON, or not a manifest.
+
+    """
+    try:
+        size = candidate.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise InputError(f"{candidate}: expected a manifest of at most 4 MiB, received {size / 2**20:.0f} MiB")
+        loaded = json.loads(candidate.read_text(encoding="utf-8"))
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{candidate}: expected a JSON manifest, received unreadable data ({exc})") from None
+    return check_manifest(loaded, candidate)
+
+
 def artifact_manifest(path: Path) -> dict[str, Any]:
-    """The manifest written beside (or inside) an artifact, or ``{}`` when there is none."""
+    """The manifest written beside (or inside) an artifact, or ``{}`` when there is none.
+
+    Raises:
+        InputError: a manifest is there but malformed.
+
+    """
     candidate = path / MANIFEST_NAME if path.is_dir() else sidecar_manifest_path(path)
     if not candidate.is_file():
         return {}
-    try:
-        loaded = json.loads(candidate.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    return read_manifest(candidate)
+
+
+def listed_artifacts(folder: Path) -> list[Path]:
+    """The artifacts an export folder's manifest lists, each confined to ``folder``.
+
+    Raises:
+        InputError: a listed path is absolute, climbs out with ``..`` or through a link, or is missing.
+
+    """
+    listing = folder / MANIFEST_NAME
+    content = read_manifest(listing)
+    root = folder.resolve()
+    out = []
+    for name in content.get("artifacts", []):
+        relative = Path(name)
+        target = (folder / relative).resolve()
+        if relative.is_absolute() or ".." in relative.parts or not target.is_relative_to(root) or target == root:
+            raise InputError(f"{listing}: artifact {name!r}: expected a path inside {folder}, refused")
+        if not target.exists():
+            raise InputError(f"{listing}: artifact {name!r}: listed but not there")
+        out.append(folder / relative)
+    if not out:
+        raise InputError(f"{listing}: expected a list of artifacts, received none")
+    return out
 
 
 def artifact_options(path: Path) -> dict[str, Any]:

@@ -687,7 +687,7 @@ def _tolerance_overrides(*, max_rel: float | None, atol: float | None, rtol: flo
 
 def _expand_artifacts(paths: list[Path]) -> list[Path]:
     """Artifacts as given; an export folder stands for the artifacts listed in its manifest."""
-    from alexnet_export.artifacts import MANIFEST_NAME
+    from alexnet_export.artifacts import MANIFEST_NAME, listed_artifacts
     from converters.errors import InputError
 
     expanded: list[Path] = []
@@ -696,8 +696,7 @@ def _expand_artifacts(paths: list[Path]) -> list[Path]:
             raise InputError(f"{path}: no such artifact")
         listing = path / MANIFEST_NAME
         if path.is_dir() and not (path / "saved_model.pb").exists() and listing.is_file():
-            content = json.loads(listing.read_text())
-            expanded.extend(path / name for name in content.get("artifacts", []))
+            expanded.extend(listed_artifacts(path))
         else:
             expanded.append(path)
     return expanded

@@ -317,8 +317,10 @@ def layer_label(index: int, layer: Layer) -> str:
 def open_artifact(path: Path) -> Opened:
     """The artifact at ``path`` with its ops classified and a way to fetch any of their outputs."""
     from alexnet_export.runtimes import detect_format
+    from alexnet_export.trust import check_artifact
 
     fmt_ = detect_format(path)
+    check_artifact(path, fmt_)  # nothing is loaded before its ops and sizes are checked
     try:
         if fmt_ == "onnx":
             return _open_onnx(path)

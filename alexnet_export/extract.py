@@ -171,9 +171,11 @@ def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -
     """
     from alexnet_export.artifacts import artifact_architecture
     from alexnet_export.runtimes import detect_format
+    from alexnet_export.trust import check_artifact
 
     target = Path(path)
     fmt = detect_format(target)
+    check_artifact(target, fmt)
     source_arch = arch or artifact_architecture(target)
     graph_arch = stored_architecture(source_arch)
     readers = {"savedmodel": from_savedmodel, "onnx": from_onnx, "tflite": from_tflite}

@@ -112,6 +112,10 @@ def print_verify(report: Any, *, console: Console | None = None) -> None:
                 "within 2 float32 ulps of the float64 fold)"
             )
         console.print(f"weights {check.status}: {check.artifact}{detail}", highlight=False)
+    for check in report.structures:
+        content = ", ".join(f"{k} {v}" for k, v in check.content.to_json().items())
+        verdict = "matches the graph its architecture implies" if check.status == "matches" else "DIFFERS"
+        console.print(f"structure {check.status}: {check.artifact} ({content}): {verdict}", highlight=False)
     for entry in report.image_top5:
         best = entry["predictions"][0]
         console.print(
@@ -146,6 +150,11 @@ def verify_markdown(report: Any) -> str:
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |" for row in report.rows]
     lines += ["", "| weights | artifact | mismatches |", "|---|---|---|"]
     lines += [f"| {c.status} | {c.artifact} | {', '.join(c.mismatches)} |" for c in report.weights]
+    lines += ["", "| structure | artifact | content | differences |", "|---|---|---|---|"]
+    for c in report.structures:
+        content = ", ".join(f"{k} {v}" for k, v in c.content.to_json().items())
+        found = "; ".join((*c.differences, *c.manifest)).replace("|", "\\|")
+        lines.append(f"| {c.status} | {c.artifact} | {content} | {found} |")
     if report.problems:
         lines += ["", "### Problems", "", *[f"- {problem}" for problem in report.problems]]
     return "\n".join(lines) + "\n"

@@ -204,8 +204,11 @@ def tflite_rows(path: Path, *, reference_kernels: bool = False) -> list[Row]:
 
 def artifact_rows(path: str | os.PathLike[str], *, tf32: bool = False, reference_kernels: bool = False) -> list[Row]:
     """Every runner (and unavailable row) for the artifact at ``path``."""
+    from alexnet_export.trust import check_artifact
+
     target = Path(path)
     fmt = detect_format(target)
+    check_artifact(target, fmt)  # nothing is loaded before its ops and sizes are checked
     if fmt == "savedmodel":
         return savedmodel_rows(target, tf32=tf32)
     if fmt == "onnx":

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from alexnet_export import __version__
-from alexnet_export.artifacts import artifact_options, embeds_preprocessing, sidecar_manifest_path, tree_sha256
+from alexnet_export.artifacts import embeds_preprocessing, tree_sha256
 from alexnet_export.labels import top_k as top_k_classes
 from alexnet_export.parity import (
-    PRECISIONS,
     TOLERANCES,
     Metrics,
     Tolerance,
@@ -36,6 +35,7 @@ from alexnet_export.parity import (
 )
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
 from alexnet_export.reference import forward, softmax
+from alexnet_export.structure import StructureCheck, check_structure
 from converters.arch import Architecture, InputSpec, load_arch
 from converters.errors import InputError
 from converters.weights import AlexNetWeights, with_arch
@@ -156,11 +156,14 @@ class Report:
     source: dict[str, str]
     require_gpu: bool = False
     image_top5: tuple[dict[str, Any], ...] = ()
+    structures: tuple[StructureCheck, ...] = ()
 
     @property
     def problems(self) -> list[str]:
         """Every failure, one line each; empty when everything verified passes."""
-        found = [
+        found = [f"{c.artifact}: structure: {d}" for c in self.structures for d in c.differences]
+        found += [f"{c.artifact}: manifest: {m}" for c in self.structures for m in c.manifest]
+        found += [
             f"{r.artifact} [{r.runtime}, {r.device}]: {'; '.join(r.failures)}"
             for r in self.rows
             if r.status == "failed"
@@ -204,20 +207,21 @@ class Report:
             "artifacts": self.artifacts,
             "rows": [row.to_json() for row in self.rows],
             "weights": [check.to_json() for check in self.weights],
+            "structure": [check.to_json() for check in self.structures],
         }
 
 
-def artifact_precision(path: Path, fmt: str) -> str:
-    """The precision recorded in the artifact's manifest; fp32 for SavedModel and ONNX."""
-    if fmt != "tflite":
-        return "fp32"
-    precision = artifact_options(path).get("precision")
-    if precision not in PRECISIONS:
-        raise InputError(
-            f"{path}: expected a manifest naming the precision beside it ({sidecar_manifest_path(path).name}), "
-            "received none"
-        )
-    return str(precision)
+def claimed_architecture(path: Path, arch: Architecture) -> list[str]:
+    """A recorded architecture that takes a preset's name but is not that preset's network."""
+    from converters.arch import PRESETS, first_difference
+
+    preset = PRESETS.get(arch.name)
+    if preset is None:
+        return []
+    difference = first_difference(arch, preset)
+    if difference is None:
+        return []
+    return [f"records architecture {arch.name!r}, which is not the {arch.name} preset: {difference}"]
 
 
 def _run_rows(
@@ -400,9 +404,17 @@ def verify(
     from alexnet_export.runtimes import artifact_rows, detect_format, graph_rows
 
     formats = {path: detect_format(path) for path in paths}
-    options = {path: artifact_options(path) for path in paths}
-    precisions = {path: artifact_precision(path, fmt) for path, fmt in formats.items()}
-    bound = {path: with_architecture(weights, artifact_architecture(path), path) for path in paths}
+    recorded = {path: artifact_architecture(path) for path in paths}
+    bound = {path: with_architecture(weights, recorded[path], path) for path in paths}
+    # Checked before anything loads them (exit 2 when refused); what they are is read from their content.
+    structures = {path: check_structure(path, formats[path], bound[path]) for path in paths}
+    for path in paths:
+        claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
+        if claims:
+            check = structures[path]
+            structures[path] = replace(check, status="differs", differences=(*claims, *check.differences))
+    precisions = {path: structures[path].content.precision for path in paths}
+    embeds = {path: structures[path].content.embed_preprocessing for path in paths}
     spec = weights.arch.input
     fed = {False: inputs.images}  # what each kind of artifact is given, made once
     oracles: dict[tuple[str, bool], np.ndarray] = {}
@@ -410,7 +422,7 @@ def verify(
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """The images to give an artifact (uint8 pictures when it embeds preprocessing) and its oracle logits."""
         source = bound[path] if path is not None else weights
-        embedded = path is not None and bool(options[path].get("embed_preprocessing", False))
+        embedded = path is not None and embeds[path]
         if embedded not in fed:
             fed[embedded] = input_to_rgb(inputs.images, spec)
         key = (source.arch.dumps(), embedded)
@@ -450,7 +462,7 @@ def verify(
         artifacts={
             str(p): {
                 "format": formats[p], "precision": precisions[p], "architecture": bound[p].arch.name,
-                "files": tree_sha256(p),
+                "content": structures[p].content.to_json(), "files": tree_sha256(p),
             }
             for p in paths
         },
@@ -458,6 +470,7 @@ def verify(
         source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
         require_gpu=require_gpu,
         image_top5=image_top5,
+        structures=tuple(structures[p] for p in paths),
     )
 
 

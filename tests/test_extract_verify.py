@@ -237,17 +237,16 @@ def test_onnx_without_a_layer_is_named(cli, exported, tmp_path: Path) -> None:
     assert not (tmp_path / "out.npy").exists()
 
 
-def test_tflite_without_its_manifest_has_no_known_precision(cli, exported, tmp_path: Path, small_npy: Path) -> None:
+def test_tflite_precision_is_read_from_its_content_not_a_manifest(cli, exported, tmp_path: Path, small_npy: Path) -> None:
     out, _ = exported
     lone = tmp_path / "lone.tflite"
     lone.write_bytes((out / "alexnet_int8.tflite").read_bytes())
     result = cli("verify", lone, "--weights", small_npy, "--device", "cpu", "--json", tmp_path / "r.json")
-    assert result.exit_code == 2
-    assert result.output == (
-        f"error: {lone}: expected a manifest naming the precision beside it "
-        "(lone.tflite.alexnet-export.json), received none\n"
-    )
-    assert not (tmp_path / "r.json").exists()
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["artifacts"][str(lone)]["precision"] == "int8"
+    assert [s["status"] for s in report["structure"]] == ["matches"]
+    assert {r["precision"] for r in report["rows"] if r["artifact"] == str(lone)} == {"int8"}
 
 
 @pytest.mark.parametrize(
