@@ -171,6 +171,102 @@ def _open_checked(path: Path) -> io.BufferedReader:
         raise WeightsError(f"{path}: cannot open: {exc.strerror}") from None
 
 
+MAX_PICKLE_DEPTH = 32  # np.save's dict of layer lists of arrays nests 5 deep
+MAX_PICKLE_OPS = 1_000_000  # the real bvlc_alexnet.npy has a few hundred
+
+# Arguments that are counted bytes: the scan reads the count and seeks past the payload.
+_COUNTED = {"bytes1": 1, "string1": 1, "bytes4": 4, "string4": 4, "unicodestring4": 4, "bytes8": 8,
+            "unicodestring8": 8, "bytearray8": 8}
+_SIGNED = {"string4"}  # BINSTRING's count is a signed int32
+
+
+def scan_pickle(stream: IO[bytes], where: str) -> None:
+    """Walk the pickle's opcodes without building anything and refuse what the unpickler should never see.
+
+    Python's unpickler recurses in C over nested containers (building, hashing, freeing them), so a
+    small file of deeply nested tuples overflows the C stack and kills the process. Here the stack
+    is simulated with a nesting depth per item (:mod:`pickletools`' stack effects; containers that
+    grow in place keep their own depth), counted payloads are skipped rather than read, and the
+    walk stops at :data:`MAX_PICKLE_DEPTH` or :data:`MAX_PICKLE_OPS`.
+
+    Raises:
+        WeightsError: too deep, too many opcodes, or not a pickle.
+
+    """
+    import pickletools
+
+    mark = -1
+    stack: list[int] = []
+    memo: dict[object, int] = {}
+    for count in range(MAX_PICKLE_OPS + 1):
+        code = stream.read(1)
+        if not code:
+            raise WeightsError(f"{where}: truncated file: the pickle ends early")
+        op = cast(Any, pickletools).code2op.get(code.decode("latin1"))  # not in typeshed
+        if op is None:
+            raise WeightsError(f"{where}: corrupt pickle: unknown opcode {code!r}")
+        arg = None
+        if op.arg is not None:
+            size = _COUNTED.get(op.arg.name)
+            if size is not None:
+                raw = stream.read(size)
+                length = int.from_bytes(raw, "little", signed=op.arg.name in _SIGNED)
+                if len(raw) < size or length < 0:
+                    raise WeightsError(f"{where}: corrupt pickle: bad length at opcode {op.name}")
+                stream.seek(length, io.SEEK_CUR)
+            else:
+                try:
+                    arg = op.arg.reader(stream)
+                except ValueError as exc:
+                    raise WeightsError(f"{where}: corrupt pickle: {exc}") from None
+        if op.name == "STOP":
+            return
+        if op.name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):  # no stack effect: remember the top's depth
+            if not stack:
+                raise WeightsError(f"{where}: corrupt pickle: {op.name} on an empty stack")
+            memo[len(memo) if op.name == "MEMOIZE" else arg] = stack[-1]
+            continue
+        if op.name == "DUP" and stack:
+            stack.append(stack[-1])
+            continue
+        if op.name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg, 0))
+            continue
+        if op.name == "MARK":
+            stack.append(mark)
+            continue
+        before, after = op.stack_before, op.stack_after
+        popped: list[int] = []
+        if pickletools.stackslice in before:
+            while stack and stack[-1] != mark:
+                popped.append(stack.pop())
+            if not stack:
+                raise WeightsError(f"{where}: corrupt pickle: {op.name} without a MARK")
+            stack.pop()
+            fixed = before[: before.index(pickletools.markobject)]
+        else:
+            fixed = before
+        items = popped[:]
+        for _ in fixed:
+            if not stack:
+                raise WeightsError(f"{where}: corrupt pickle: {op.name} on an empty stack")
+            popped.append(stack.pop())
+        grows = fixed and after and fixed[0] is after[0] and op.name not in ("DUP",)
+        if grows:  # APPEND(S), SETITEM(S), ADDITEMS, BUILD: the container keeps its depth unless an item is deeper
+            container = popped[-1]
+            rest = items + popped[len(items) : -1]
+            depth = max([container, *[d + 1 for d in rest]])
+        else:
+            depth = max(popped, default=-1) + 1
+        if depth > MAX_PICKLE_DEPTH:
+            raise WeightsError(
+                f"{where}: refused a pickle nesting more than {MAX_PICKLE_DEPTH} levels deep (at opcode {count}, "
+                f"{op.name}); the layer dict needs 5"
+            )
+        stack.extend([depth] * len(after))
+    raise WeightsError(f"{where}: refused a pickle of more than {MAX_PICKLE_OPS} opcodes")
+
+
 def _read_header(stream: IO[bytes], where: str) -> None:
     start = stream.read(6)
     if start != b"\x93NUMPY":
@@ -267,6 +363,9 @@ def read_npy(
     """
     path = Path(path)
     where = str(path)
+    with _open_checked(path) as plain:  # first a walk over the opcodes that builds nothing
+        _read_header(plain, where)
+        scan_pickle(plain, where)
     with _open_checked(path) as raw:
         reader = _HashingReader(raw)
         stream = io.BufferedReader(reader, buffer_size=1 << 16)

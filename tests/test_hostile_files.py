@@ -162,3 +162,38 @@ def test_hostile_array_states_in_an_npy_are_refused_before_allocation(
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing large allocated
     result = cli("inspect", path)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"K\x01" + b"\x85" * 1_000_000,  # TUPLE1 around TUPLE1 ...: a million levels, no MARK
+        b"(" * 200_000 + b"K\x01" + b"t" * 200_000,  # MARK ... TUPLE nested
+        b"}K\x01" + b"K\x01\x85" + b"\x85" * 300_000 + b"s",  # a dict whose key nests 300,000 deep
+    ],
+    ids=["tuple1-chain", "mark-tuples", "nested-dict-key"],
+)
+def test_deeply_nested_pickles_are_refused_before_the_unpickler_recurses(tmp_path: Path, body: bytes) -> None:
+    """Unpickling these and hashing or freeing the result overflows the C stack: exit 139 before the scan."""
+    import subprocess
+    import sys
+
+    from tests.conftest import raw_pickle_npy
+
+    path = raw_pickle_npy(tmp_path / "deep.npy", b"\x80\x02" + body + b".")
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("alexnet-export")), "inspect", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2, (result.returncode, result.stderr[-500:])
+    assert "refused a pickle nesting more than 32 levels deep" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_pickle_scan_accepts_every_layout_np_save_writes(tmp_path: Path, small_weights: AlexNetWeights) -> None:
+    from converters.bvlc_npy import read_npy
+    from tests.conftest import layer_dict, npy_with
+
+    for protocol in (2, 3, 4, 5):
+        path = npy_with(tmp_path / f"p{protocol}.npy", layer_dict(small_weights), protocol=protocol)
+        assert read_npy(path).layers["fc8"].bias.tolist() == small_weights.layers["fc8"].bias.tolist()
