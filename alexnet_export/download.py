@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -30,6 +32,8 @@ from converters.errors import InputError, OutputExistsError
 DEFAULT_URL = "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
 DEFAULT_TIMEOUT = 30.0
 CHUNK = 1 << 20
+MAX_BYTES = 512 * 2**20  # bvlc_alexnet.npy is ~233 MiB; a transfer never writes more than this
+STALL_BYTES = 64 * 2**10  # at least this much must arrive in every --timeout window, or the transfer has stalled
 USER_AGENT = "alexnet-export"
 
 
@@ -133,7 +137,7 @@ def download(
     dest = Path(dest)
     expected = check_sha256(sha256)
     _check_url(url)
-    if timeout <= 0:
+    if not math.isfinite(timeout) or timeout <= 0:
         raise InputError(f"--timeout: expected a positive number of seconds, received {timeout}")
     if dest.is_dir():
         raise InputError(f"{dest}: expected a file path to write, received a folder")
@@ -147,8 +151,14 @@ def download(
             )
         raise OutputExistsError(f"{dest}: output already exists; pass --force to overwrite it")
     part = part_path(dest)
+    if part.is_symlink() or (part.exists() and not part.is_file()):
+        raise InputError(f"{part}: expected the partial download (a plain file), received a link or folder; remove it")
     start = part.stat().st_size if part.is_file() else 0
     response, offset, total = _open(url, start, timeout)
+    if total is not None and total > MAX_BYTES:
+        if response is not None:
+            response.close()  # type: ignore[attr-defined]
+        raise InputError(f"{url}: expected at most {MAX_BYTES} bytes, the server declares {total}; nothing fetched")
     try:
         if response is not None:
             _receive(response, part, offset, total, url, timeout, progress)
@@ -182,10 +192,13 @@ def _receive(
     dest = part.with_name(part.name.removesuffix(".part"))
     try:
         part.parent.mkdir(parents=True, exist_ok=True)  # a cache folder that is not there yet
-        stream = open(part, "r+b" if offset else "wb")  # noqa: SIM115 (closed below)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
+        stream = os.fdopen(os.open(part, flags, 0o644), "r+b")
     except OSError as exc:
         raise InputError(f"{dest}: cannot write: {exc.strerror or exc}") from None
     done = offset
+    limit = total if total is not None else MAX_BYTES
+    window_start, window_bytes = time.monotonic(), 0
     with stream:
         stream.seek(offset)
         stream.truncate()
@@ -202,6 +215,23 @@ def _receive(
                 ) from None
             if not chunk:
                 break
+            if done + len(chunk) > limit:
+                stream.close()
+                part.unlink(missing_ok=True)
+                raise InputError(
+                    f"{url}: expected {limit} bytes ({'Content-Length' if total is not None else 'the size cap'}), "
+                    f"the server sent more; deleted {part}"
+                )
+            window_bytes += len(chunk)
+            now = time.monotonic()
+            if window_bytes >= STALL_BYTES:
+                window_start, window_bytes = now, 0
+            elif now - window_start > timeout:
+                stream.write(chunk)
+                raise DownloadError(
+                    f"{url}: stalled: under {STALL_BYTES // 1024} KiB in {timeout:g} s after {done + len(chunk)} "
+                    f"bytes; kept {part}, run again to resume"
+                )
             try:
                 stream.write(chunk)
             except OSError as exc:

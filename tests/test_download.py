@@ -56,8 +56,21 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = PAYLOAD[start:]
-        self.send_header("Content-Length", str(len(body)))
+        if server.mode != "endless":
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if server.mode == "endless":  # no Content-Length: a close-delimited stream that never ends
+            self.close_connection = True
+            chunk = b"\0" * 65536
+            for _ in range(10_000):
+                self.wfile.write(chunk)
+            return
+        if server.mode == "trickle":  # a byte every 0.1 s: no read ever times out
+            for byte in body[:200]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         if server.mode == "slow":
             self.wfile.write(body[:1000])
             self.wfile.flush()
@@ -230,3 +243,40 @@ def test_a_file_already_there_with_the_pinned_digest_is_kept_without_a_request(c
     assert stale.stderr.startswith(f"error: {dest}: already exists with sha256 ") and f"expected {DIGEST}; pass --force" in stale.stderr
     assert cli("download", dest, "--url", url(server), "--sha256", DIGEST, "--force").exit_code == 0
     assert dest.read_bytes() == PAYLOAD
+
+
+def test_an_endless_stream_stops_at_the_size_cap_and_leaves_nothing(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alexnet_export.download as module
+
+    monkeypatch.setattr(module, "MAX_BYTES", 4 * 2**20)  # the real cap is 512 MiB; the stream would send 640
+    server.mode = "endless"
+    with pytest.raises(InputError, match=r"expected 4194304 bytes \(the size cap\), the server sent more; deleted"):
+        download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, timeout=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_trickle_that_never_times_a_read_out_is_a_stall(server: Server, tmp_path: Path) -> None:
+    server.mode = "trickle"
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"stalled: under 64 KiB in 0.5 s after \d+ bytes; kept .*w.npy.part"):
+        download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, timeout=0.5)
+    assert time.monotonic() - start < 3
+
+
+def test_a_part_file_that_is_a_symlink_is_never_followed(server: Server, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    part_path(tmp_path / "w.npy").symlink_to(victim)
+    with pytest.raises(InputError, match=r"w.npy.part: expected the partial download \(a plain file\), received a link"):
+        download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, timeout=5)
+    assert victim.read_bytes() == b"precious" and server.ranges == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_a_timeout_that_is_not_a_positive_number_is_one_line(cli, tmp_path: Path, value: str) -> None:
+    result = cli("download", tmp_path / "w.npy", "--url", "http://127.0.0.1:9/w.npy", "--timeout", value)
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(f"--timeout: expected a positive number of seconds, received {float(value)}")
+    assert result.output.count("\n") == 1
