@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -49,8 +50,10 @@ def handles_errors(command: F) -> F:
             fail(str(exc))
         except OSError as exc:
             fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        except KeyboardInterrupt:
-            fail("interrupted; nothing was written", code=130)
+        except KeyboardInterrupt as exc:
+            from converters.atomic import InterruptedAfterWrite
+
+            fail(str(exc) if isinstance(exc, InterruptedAfterWrite) else "interrupted; nothing was written", code=130)
         except MemoryError:
             fail(f"{command.__name__}: ran out of memory (an input larger than this machine can hold?)")
         except (typer.Exit, typer.Abort, SystemExit):
@@ -592,6 +595,7 @@ def verify(
     reference_kernels: Annotated[
         bool, typer.Option("--tflite-reference-kernels", help="Also run TFLite with LiteRT's reference kernels.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing --json/--markdown reports.")] = False,
 ) -> None:
     """Run every artifact on every runtime and device against the float64 oracle; check weights bit-exactly.
 
@@ -601,6 +605,7 @@ def verify(
     from alexnet_export.sources import read_weights
 
     _check_verify_options(device=device, batch=batch, max_rel=max_rel, atol=atol, rtol=rtol)
+    _check_reports(json_out, markdown, force=force)
     paths = _expand_artifacts(artifacts)
     chosen = _architecture(arch) or artifact_architecture(paths[0])
     loaded = read_weights(weights, arch=chosen)
@@ -613,7 +618,7 @@ def verify(
         paths, loaded, inputs=inputs, device=device, tf32=tf32, require_gpu=require_gpu,
         tolerance=_tolerance_overrides(max_rel=max_rel, atol=atol, rtol=rtol), reference_kernels=reference_kernels,
     )
-    _write_reports(report, json_out, markdown)
+    _write_reports(report, json_out, markdown, force=force)
     raise typer.Exit(report.exit_code)
 
 
@@ -639,15 +644,13 @@ def diagnose(
     """
     from alexnet_export.artifacts import artifact_architecture
     from alexnet_export.sources import read_weights
-    from converters.atomic import check_output
     from converters.errors import InputError
 
     if batch < 1:
         raise InputError(f"--batch: expected 1 or more images, received {batch}")
     if not artifact.exists():
         raise InputError(f"{artifact}: no such artifact")
-    if json_out is not None:
-        check_output(json_out, force=False)
+    _check_reports(json_out)
     chosen = _architecture(arch) or artifact_architecture(artifact)
     loaded = read_weights(weights, arch=chosen)
     import_tensorflow()
@@ -659,7 +662,7 @@ def diagnose(
     found = run_diagnose(artifact, loaded, inputs.images, inputs=", ".join(inputs.sources))
     print_diagnosis(found)
     if json_out is not None:
-        json_out.write_text(json.dumps(found.to_json(), indent=2) + "\n")
+        _write_text(json_out, json.dumps(found.to_json(), indent=2) + "\n")
     raise typer.Exit(0 if found.passed else 1)
 
 
@@ -702,14 +705,39 @@ def _expand_artifacts(paths: list[Path]) -> list[Path]:
     return expanded
 
 
-def _write_reports(report: Any, json_out: Path | None, markdown: Path | None) -> None:
+def _check_reports(*paths: Path | None, force: bool = False) -> None:
+    """Refuse report paths that exist (without ``force``) or cannot be created, before the run starts."""
+    from converters.atomic import check_output
+    from converters.errors import InputError
+
+    given = [p for p in paths if p is not None]
+    for path in given:
+        check_output(path, force=force)
+        if path.is_dir():
+            raise InputError(f"{path}: expected a file path for the report, received a folder")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK):
+            raise InputError(f"{path}: cannot write the report: {parent} is not writable")
+    if len({p.resolve() for p in given}) < len(given):
+        raise InputError("--json and --markdown: expected two different paths, received the same one twice")
+
+
+def _write_text(path: Path, text: str, *, force: bool = False) -> None:
+    """Write a report atomically, under the same rules as every other output."""
+    from converters.atomic import atomic_output
+
+    with atomic_output(path, force=force) as tmp:
+        tmp.write_text(text)
+
+
+def _write_reports(report: Any, json_out: Path | None, markdown: Path | None, *, force: bool = False) -> None:
     from alexnet_export.report import print_verify, verify_markdown
 
     print_verify(report)
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        _write_text(json_out, json.dumps(report.to_json(), indent=2) + "\n", force=force)
     if markdown is not None:
-        markdown.write_text(verify_markdown(report))
+        _write_text(markdown, verify_markdown(report), force=force)
 
 
 @app.command()
@@ -738,6 +766,7 @@ def export(
 
     plan = ExportPlan.parse(formats=formats, precisions=precision)
     _check_verify_options(device=device, batch=batch, max_rel=None)
+    _check_reports(json_out, force=force)
     loaded, progress = _prepare(
         weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch)
     )
@@ -748,7 +777,7 @@ def export(
     report = export_all(
         loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names
     )
-    _write_reports(report, json_out, None)
+    _write_reports(report, json_out, None, force=force)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")
     raise typer.Exit(report.exit_code)
 

@@ -41,6 +41,90 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+_AT_FDCWD = -100
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux ``renameat2``; ``False`` where the call is not available (other systems, old kernels or libc)."""
+    import ctypes
+    import errno
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = call(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):  # the filesystem or kernel cannot: fall back
+        return False
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def _move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` to ``dest`` only if nothing is there at that moment (no check-then-rename race)."""
+    try:
+        if _renameat2(tmp, dest, _RENAME_NOREPLACE):
+            return
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{dest}: output appeared while this run was writing; pass --force to overwrite it"
+        ) from None
+    if tmp.is_dir():  # fallback: a directory rename replaces only an empty directory
+        if dest.exists() or dest.is_symlink():
+            raise OutputExistsError(f"{dest}: output appeared while this run was writing; pass --force to overwrite it")
+        os.rename(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)  # fails if dest exists: the no-clobber rename for files
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{dest}: output appeared while this run was writing; pass --force to overwrite it"
+        ) from None
+    tmp.unlink()
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Put ``tmp`` at ``dest`` in one step, the old ``dest`` left at ``tmp`` to delete (or ``tmp`` gone)."""
+    new_dir, old_dir = tmp.is_dir(), dest.is_dir() and not dest.is_symlink()
+    if new_dir != old_dir:
+        kinds = {True: "a folder", False: "a file"}
+        raise InputError(
+            f"{dest}: --force replaces like with like; this output is {kinds[new_dir]} and {kinds[old_dir]} is "
+            "there: remove it yourself"
+        )
+    if not tmp.is_dir():
+        os.replace(tmp, dest)  # atomic for files
+        return
+    if _renameat2(tmp, dest, _RENAME_EXCHANGE):
+        return  # the old folder is now at tmp
+    old = tmp.with_name(tmp.name.replace(".tmp-", ".old-", 1))  # fallback: two renames, the old one kept until both
+    os.replace(dest, old)
+    os.replace(tmp, dest)
+    os.replace(old, tmp)
+
+
+def _stale(dest: Path) -> list[Path]:
+    """Temporaries of ``dest`` left by runs that no longer exist (their pid is in the name)."""
+    found = []
+    for path in dest.parent.glob(f".{dest.name}.*-*"):
+        rest = path.name[len(dest.name) + 2 :]
+        kind, _, tail = rest.partition("-")
+        pid = tail.split("-", 1)[0]
+        if kind not in ("tmp", "old") or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            found.append(path)
+        except PermissionError:
+            continue
+    return found
+
+
 @contextmanager
 def atomic_output(dest: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling path to write; on success move it to ``dest``.
@@ -48,33 +132,71 @@ def atomic_output(dest: str | os.PathLike[str], *, force: bool = False) -> Itera
     The caller creates a file or a directory at the yielded path. On any exception, including
     ``KeyboardInterrupt``, the temporary is removed and ``dest`` is left as it was.
 
-    Args:
-        dest: the final path.
-        force: replace an existing ``dest``.
+    - Without ``force`` the final rename does not replace: an output that appeared while this run was
+      writing (another run, another user) is kept and this run fails (``renameat2(RENAME_NOREPLACE)``,
+      or ``link`` for files where that is missing).
+    - With ``force`` a file is replaced by one ``rename``, a folder by one ``renameat2(RENAME_EXCHANGE)``;
+      the old one is then deleted, so no hidden copy is left. A file never replaces a folder or the
+      reverse.
+    - Temporaries of runs that were killed (their pid in the name is gone) are deleted first.
 
     Raises:
-        OutputExistsError: ``dest`` exists and ``force`` is false.
-        InputError: the output cannot be written (an OSError), naming ``dest`` rather than the temporary.
+        OutputExistsError: ``dest`` exists (or appears) and ``force`` is false.
+        InputError: the output cannot be written (an OSError), naming ``dest`` rather than the temporary;
+            or ``force`` would turn a folder into a file or the reverse.
 
     """
     dest = Path(dest)
     check_output(dest, force=force)
-    tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(4)}"
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    placed = replaced = False
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        for stale in _stale(dest):
+            _remove(stale)
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"nothing was written for {dest}")
-        if dest.exists() or dest.is_symlink():
-            old = dest.parent / f".{dest.name}.old-{secrets.token_hex(4)}"
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            _remove(old)
-        else:
-            os.replace(tmp, dest)
+        with _signals_deferred():  # the rename and the flag that says it happened, with no signal between
+            if force and (dest.exists() or dest.is_symlink()):
+                _replace(tmp, dest)
+                replaced = True
+            else:
+                _move_into_place(tmp, dest)
+            placed = True
     except OSError as exc:
         _remove(tmp)
         raise InputError(f"{dest}: cannot write: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        if not placed:
+            _remove(tmp)
+            raise
+        raise InterruptedAfterWrite(f"interrupted after {dest} was {'replaced' if replaced else 'written'} "
+                                    "in full") from None
     except BaseException:
-        _remove(tmp)
+        if not placed:
+            _remove(tmp)
         raise
+    finally:
+        if replaced:
+            _remove(tmp)  # the old output, swapped out: deleted even when interrupted here
+
+
+class InterruptedAfterWrite(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM that arrived once ``dest`` was complete and in place: the message says so."""
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
