@@ -31,9 +31,14 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(message: str) -> str:
+    """``message`` with every unprintable character (newlines, tabs, bytes read from a file) escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: message`` on stderr, on one line whatever the message holds, and exit with ``code``."""
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -404,9 +409,12 @@ def extract(
     The architecture is the artifact's own. Where BatchNormalization was folded into a layer, the
     weights are those of the folded architecture (NAME-folded), and the folded layers are named.
     """
+    from alexnet_export.runtimes import detect_format
+
     _check_weights_output(out, force=force)
     chosen = _architecture(arch)
-    import_tensorflow()
+    if detect_format(artifact) == "savedmodel":  # ONNX and TFLite are read without TensorFlow
+        import_tensorflow()
     from alexnet_export.extract import extract as read_artifact
 
     weights = read_artifact(artifact, arch=chosen)

@@ -462,9 +462,8 @@ def check_tflite_bytes(buffer: bytes, path: Path) -> Any:
     except InputError:
         raise
     except Exception as exc:  # flatbuffers raises struct/index errors on out-of-range offsets
-        raise InputError(
-            f"{path}: expected a TFLite flatbuffer, received malformed data ({type(exc).__name__})"
-        ) from None
+        detail = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+        raise InputError(f"{path}: expected a TFLite flatbuffer, received malformed data ({detail})") from None
     return model
 
 

@@ -19,6 +19,7 @@ import io
 import os
 import pickle
 import struct
+import tokenize
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
@@ -279,7 +280,7 @@ def _read_header(stream: IO[bytes], where: str) -> None:
             shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
             raise WeightsError(f"{where}: expected .npy format version 1.0 or 2.0, received {version}")
-    except (ValueError, SyntaxError) as exc:
+    except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses the header with tokenize
         raise WeightsError(f"{where}: corrupt .npy header: {exc}") from None
     if dtype != np.dtype(object) or shape != ():
         raise WeightsError(

@@ -384,3 +384,33 @@ def test_an_architecture_that_takes_a_presets_name_but_changes_it_is_reported(
     result = cli("verify", tmp_path / "forged.onnx", "--weights", small_npy, "--device", "cpu")
     assert result.exit_code == 1, result.output
     assert "records architecture 'bvlc-alexnet', which is not the bvlc-alexnet preset" in result.output
+
+
+@pytest.mark.parametrize("name", ["m.onnx", "m.tflite", "sm/saved_model.pb"])
+def test_truncated_artifacts_given_to_predict_and_verify_are_one_line(
+    cli, artifacts: Path, small_npy: Path, tmp_path: Path, name: str
+) -> None:
+    import shutil
+
+    from PIL import Image
+
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(picture)
+    if name.startswith("sm/"):
+        shutil.copytree(artifacts / "sm", tmp_path / "sm")
+        target = tmp_path / "sm"
+    else:
+        target = tmp_path / name
+    data = (artifacts / name).read_bytes()
+    (tmp_path / name).write_bytes(data[: len(data) // 3])
+    for args in (("predict", target, picture), ("verify", target, "--weights", small_npy)):
+        line = _one_line(cli(*args))
+        assert str(target) in line and ("unreadable" in line or "malformed" in line), line
+
+
+def test_a_corrupt_npy_header_is_one_line(cli, tmp_path: Path) -> None:
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (), 'x': '''"
+    header += b" " * (118 - len(header)) + b"\n"
+    path = tmp_path / "tok.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\x80\x02.")
+    assert "corrupt .npy header: ('EOF in multi-line string'" in _one_line(cli("inspect", path))
