@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.arch import DEFAULT_ARCH, PRESETS, Architecture, BatchNorm, expected_kernel_shape, trace
+from converters.arch import (
+    DEFAULT_ARCH,
+    PRESETS,
+    Architecture,
+    BatchNorm,
+    expected_kernel_shape,
+    input_width,
+    trace,
+)
 from converters.errors import InputError
 from converters.weights import AlexNetWeights, build_weights
 
@@ -104,3 +112,43 @@ def synthesize(
     for number, (position, name) in enumerate(norms):
         arrays[name] = _norm_stats(seed, number, shapes[position][2])
     return build_weights(arrays, arch=arch, where="synthetic weights")
+
+
+def scaled_like(weights: AlexNetWeights, divisor: int, *, seed: int = 0) -> AlexNetWeights | None:
+    """Seeded weights of ``weights``' architecture with every hidden width divided by ``divisor``.
+
+    The class count stays. ``None`` when a width would not be whole or not divisible by its groups.
+    Used to convert a network's *structure* cheaply (the values are arbitrary, all distinct).
+    """
+    arch = weights.arch
+    full = weights.widths
+    last = arch.layer_names[-1]
+    widths = {name: (w if name == last else w // divisor) for name, w in full.items()}
+    if any(name != last and (w % divisor or not widths[name]) for name, w in full.items()):
+        return None
+    for name, conv in arch.convs.items():
+        if widths[name] % conv.groups or input_width(arch, name, widths) % conv.groups:
+            return None
+    rng = np.random.default_rng(seed)
+    try:
+        shapes = {name: expected_kernel_shape(arch, name, widths) for name in arch.layer_names}
+        arrays: dict[str, list[np.ndarray]] = {
+            name: [
+                (rng.standard_normal(shape) * 0.05).astype(np.float32),
+                (rng.standard_normal(widths[name]) * 0.05).astype(np.float32),
+            ]
+            for name, shape in shapes.items()
+        }
+        traced = trace(arch, widths)
+        for position, layer in enumerate(arch.layers):
+            if isinstance(layer, BatchNorm):
+                channels = traced[position][2]
+                arrays[layer.name] = [
+                    (1 + rng.random(channels)).astype(np.float32),
+                    (rng.standard_normal(channels) * 0.1).astype(np.float32),
+                    (rng.standard_normal(channels) * 0.1).astype(np.float32),
+                    (1 + rng.random(channels)).astype(np.float32),
+                ]
+        return build_weights(arrays, arch=arch, where=f"{arch.name} at width / {divisor}")
+    except InputError:
+        return None

@@ -118,14 +118,50 @@ def _representative(images: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [images[index : index + 1]]
 
 
+PLACED_PRECISIONS = ("fp32", "fp16")
+
+
 def convert(
     weights: AlexNetWeights,
     options: TFLiteOptions,
     calibration: Calibration | None = None,
     *,
     savedmodel: Path | None = None,
+    placement: bool = True,
 ) -> bytes:
     """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
+
+    fp32 and fp16 convert the structure at two small widths and place the weights
+    (:mod:`alexnet_export.exporters.tflite_placement`): the converter's bytes without pushing 244 MB
+    through it. Where placement does not model a structure, and for the int8 precisions (which need
+    the converter to quantise), the converter runs on the weights (``placement=False`` forces that).
+    """
+    options.check()
+    if placement and options.precision in PLACED_PRECISIONS:
+        from alexnet_export.exporters import tflite_placement
+        from alexnet_export.graph import graph_params
+
+        try:
+            model = tflite_placement.placed_model(
+                weights,
+                lambda small: convert(small, options, placement=False),
+                lambda source: graph_params(source, options.groups)[1],
+            )
+        except tflite_placement.NotPlaceable:
+            pass
+        else:
+            return tflite_placement.pack(model)
+    return _convert_with_converter(weights, options, calibration, savedmodel=savedmodel)
+
+
+def _convert_with_converter(
+    weights: AlexNetWeights,
+    options: TFLiteOptions,
+    calibration: Calibration | None = None,
+    *,
+    savedmodel: Path | None = None,
+) -> bytes:
+    """The converter's ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
 
     The converter reads a SavedModel of the canonical module: ``savedmodel`` when given (it must hold
     ``weights`` with ``options.groups``, as ``export`` does), else one written to a
@@ -151,7 +187,7 @@ def convert(
             folder = Path(tmp) / "savedmodel"
             graph_options = SavedModelOptions(groups=options.groups, embed_preprocessing=options.embed_preprocessing)
             write_savedmodel(weights, folder, graph_options)
-            return convert(weights, options, calibration, savedmodel=folder)
+            return _convert_with_converter(weights, options, calibration, savedmodel=folder)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=[SIGNATURE_KEY])
     if options.precision != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,0 +1,256 @@
+"""TFLite fp32/fp16 without pushing the weights through the converter: convert the structure, place the weights.
+
+The TFLite converter's cost grows with the weights (full-size fp32: ~3 s in MLIR plus ~2 s repacking
+the 244 MB flatbuffer in Python), while the structure is the same at any width. So:
+
+1. The converter runs twice on the same architecture at two small widths (hidden widths divided by
+   ``d1`` and ``d2``, e.g. 16 and 8), with arbitrary distinct weights. Each gives a ``ModelT`` (the
+   schema's generated object API, ``tensorflow.lite.python.schema_py_generated``).
+2. The two models are walked side by side. Everything must be equal except numbers that depend on the
+   width: tensor shapes, a Reshape's target shape. Such a number is ``p + q / d`` (every AlexNet width
+   is linear in ``1/d``), so the two points give its value at full width (``d = 1``), which must be a
+   whole number. Anything else that differs (an op, an option, a float constant) means the structure
+   depends on the width in another way: the caller falls back to the converter.
+3. Every weight tensor (found by name, ``conv1/Conv2D``, ``fc6/MatMul``, ``.../BiasAdd``) gets the real
+   array in the layout its op expects: conv filters OHWI, fully connected (out, in), grouped ``split``
+   kernels cut along O, fp16 as float16 (round to nearest even, as the converter does). The layout is
+   proven on the small model first: the small weights, placed the same way, must give the converter's
+   own buffers bit for bit, or the caller falls back.
+4. The model is packed with the same object API the converter's last pass (buffer deduplication) uses,
+   so the bytes are those the converter writes; if two read-only buffers would be identical (which the
+   converter would merge), the caller falls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from converters.weights import AlexNetWeights
+
+DIVISOR_PAIRS: tuple[tuple[int, int], ...] = ((16, 8), (8, 4), (4, 2))
+FLOAT16 = 1  # schema TensorType
+
+
+class NotPlaceable(Exception):
+    """The structure depends on the width in a way placement does not model; use the converter."""
+
+
+def _schema() -> Any:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema
+
+
+def _extrapolate(a: Any, b: Any, d1: int, d2: int, where: str) -> Any:
+    """The value at divisor 1 of a number that is ``a`` at ``d1`` and ``b`` at ``d2``."""
+    if isinstance(a, bool) or a == b:
+        if a != b:
+            raise NotPlaceable(f"{where}: {a} != {b}")
+        return a
+    q = (a - b) * d1 * d2 / (d2 - d1)
+    value = a - q / d1 + q
+    if abs(value - round(value)) > 1e-6:
+        raise NotPlaceable(f"{where}: {a} at /{d1}, {b} at /{d2}: not linear in the width")
+    return round(value)
+
+
+def _walk(a: Any, b: Any, d1: int, d2: int, where: str) -> Any:
+    """``a`` with every width-dependent integer extrapolated to full width; equal elsewhere."""
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not isinstance(b, (int, np.integer)):
+            raise NotPlaceable(where)
+        return _extrapolate(int(a), int(b), d1, d2, where)
+    if isinstance(a, np.ndarray):
+        if not isinstance(b, np.ndarray) or a.shape != b.shape or a.dtype != b.dtype:
+            raise NotPlaceable(f"{where}: arrays differ in shape or type")
+        if np.array_equal(a, b):
+            return a
+        if a.dtype.kind not in "iu":
+            raise NotPlaceable(f"{where}: non-integer values differ")
+        return np.array([_extrapolate(int(x), int(y), d1, d2, where) for x, y in zip(a, b, strict=True)], a.dtype)
+    if isinstance(a, list):
+        if not isinstance(b, list) or len(a) != len(b):
+            raise NotPlaceable(f"{where}: lists differ in length")
+        return [_walk(x, y, d1, d2, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b, strict=True))]
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        if type(a) is not type(b):
+            raise NotPlaceable(f"{where}: {type(a).__name__} != {type(b).__name__}")
+        for key, value in vars(a).items():
+            setattr(a, key, _walk(value, getattr(b, key), d1, d2, f"{where}.{key}"))
+        return a
+    if a != b:
+        raise NotPlaceable(f"{where}: {a!r} != {b!r}")
+    return a
+
+
+def _name(tensor: Any) -> str:
+    raw = tensor.name
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def weight_buffers(model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]) -> dict[int, bytes]:
+    """Buffer index -> the bytes the layer arrays in ``params`` give in the layout the model's ops expect.
+
+    Raises:
+        NotPlaceable: a layer's tensors are not found, or not in a layout modelled here.
+
+    """
+    graph = model.subgraphs[0]
+    constants = [
+        t for t in graph.tensors if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)
+    ]
+    out: dict[int, bytes] = {}
+    for name, (kernel, bias) in params.items():
+        op = "Conv2D" if name in convs else "MatMul"
+        kernels = sorted((t for t in constants if re.fullmatch(rf"{re.escape(name)}/{op}(_\d+)?", _name(t))), key=_name)
+        biases = [
+            t for t in constants if _name(t).startswith(f"{name}/") and len(t.shape) == 1 and "BiasAdd" in _name(t)
+        ]
+        if len(kernels) > 1 and layout_parts_invalid(kernel, len(kernels)):
+            raise NotPlaceable(f"{name}: {len(kernels)} kernel tensors do not split its kernel evenly")
+        if not kernels or not biases:
+            raise NotPlaceable(f"{name}: weight tensors not found by name")
+        layout = (
+            np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)) if kernel.ndim == 4 else np.ascontiguousarray(kernel.T)
+        )
+        parts = np.split(layout, len(kernels), axis=0)
+        bias_parts = np.split(bias, len(biases))
+        for tensors, arrays in ((kernels, parts), (biases, bias_parts)):
+            for tensor, array in zip(tensors, arrays, strict=True):
+                dtype = np.float16 if tensor.type == FLOAT16 else np.float32
+                if list(tensor.shape) != list(array.shape):
+                    raise NotPlaceable(f"{_name(tensor)}: shape {list(tensor.shape)} != {list(array.shape)}")
+                out[tensor.buffer] = (
+                    np.ascontiguousarray(array, dtype=dtype).astype("<" + np.dtype(dtype).str[1:]).tobytes()
+                )
+    return out
+
+
+def layout_parts_invalid(kernel: np.ndarray, parts: int) -> bool:
+    """Whether ``parts`` tensors cannot be equal cuts of ``kernel`` along its output channels."""
+    return bool(kernel.shape[-1] % parts)
+
+
+def _full_constant(data1: Any, data2: Any, tensors: list[Any], d1: int, d2: int, index: int) -> np.ndarray:
+    """A non-weight constant at full width: integers extrapolated, or a uniform fill (a zero bias) widened.
+
+    Raises:
+        NotPlaceable: any other constant that depends on the width.
+
+    """
+    if not tensors:
+        raise NotPlaceable(f"buffer {index} differs between widths and no tensor uses it")
+    kind = tensors[0].type
+    if kind == 2:  # INT32: shape-like constants
+        values = np.frombuffer(np.asarray(data1).tobytes(), "<i4")
+        others = np.frombuffer(np.asarray(data2).tobytes(), "<i4")
+        full = _walk(values.copy(), others.copy(), d1, d2, f"buffer {index}")
+        return np.frombuffer(full.astype("<i4").tobytes(), np.uint8)
+    if kind in (0, FLOAT16):  # FLOAT32, FLOAT16: only a uniform fill (e.g. the zero bias of a split conv)
+        dtype = "<f4" if kind == 0 else "<f2"
+        values = np.frombuffer(np.asarray(data1).tobytes(), dtype)
+        others = np.frombuffer(np.asarray(data2).tobytes(), dtype)
+        if values.size and np.all(values == values[0]) and np.all(others == values[0]):
+            count = int(np.prod(tensors[0].shape)) if len(tensors[0].shape) else 1
+            return np.frombuffer(np.full(count, values[0], dtype).tobytes(), np.uint8)
+    raise NotPlaceable(f"buffer {index} ({_name(tensors[0])}) differs between widths in its values")
+
+
+def _read_only_duplicates(model: Any) -> bool:
+    """Whether two buffers of constant op inputs are identical (the converter's last pass would merge them)."""
+    graph = model.subgraphs[0]
+    inputs = {int(i) for op in graph.operators for i in (op.inputs if op.inputs is not None else []) if i >= 0}
+    written = {int(i) for op in graph.operators for i in (op.outputs if op.outputs is not None else [])}
+    written |= {int(i) for i in graph.inputs}
+    indices = {graph.tensors[i].buffer for i in inputs - written}
+    seen: set[tuple[int, str]] = set()
+    for index in sorted(indices):
+        data = model.buffers[index].data
+        if data is None or len(data) == 0:
+            continue
+        key = (len(data), hashlib.md5(np.asarray(data).tobytes()).hexdigest())
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def placed_model(
+    weights: AlexNetWeights,
+    convert_small: Callable[[AlexNetWeights], bytes],
+    graph_params: Callable[[AlexNetWeights], dict[str, tuple[np.ndarray, np.ndarray]]],
+) -> Any:
+    """The full-size ``ModelT`` of ``weights``: structure from two small conversions, the real weights placed.
+
+    ``convert_small`` runs the converter on a small weight set (same architecture and options);
+    ``graph_params`` gives a weight set's arrays as the graph stores them (folded, grouped mode applied).
+
+    Raises:
+        NotPlaceable: no divisor pair fits these widths, or the structure is not modelled here.
+
+    """
+    from converters.synthetic import scaled_like
+
+    schema = _schema()
+    for d1, d2 in DIVISOR_PAIRS:
+        small1, small2 = scaled_like(weights, d1, seed=1), scaled_like(weights, d2, seed=2)
+        if small1 is None or small2 is None:
+            continue
+        first = schema.ModelT.InitFromPackedBuf(bytearray(convert_small(small1)), 0)
+        second = schema.ModelT.InitFromPackedBuf(bytearray(convert_small(small2)), 0)
+        convs = set(weights.arch.convs)
+        mine1 = weight_buffers(first, graph_params(small1), convs)
+        mine2 = weight_buffers(second, graph_params(small2), convs)
+        for model, mine in ((first, mine1), (second, mine2)):  # the layout, proven on the converter's own output
+            for index, data in mine.items():
+                if np.asarray(model.buffers[index].data).tobytes() != data:
+                    raise NotPlaceable(f"buffer {index}: the converter's layout is not the one modelled")
+        if set(mine1) != set(mine2):
+            raise NotPlaceable("weight buffers differ between the two widths")
+        metadata = {m.buffer for m in first.metadata or []}  # CONVERSION_METADATA holds a hash of the structure
+        buffers1, buffers2 = first.buffers, second.buffers
+        first.buffers = second.buffers = []
+        _walk(first, second, d1, d2, "model")
+        for index, (b1, b2) in enumerate(zip(buffers1, buffers2, strict=True)):
+            if index in mine1 or index in metadata:
+                continue
+            if b1.data is None or np.array_equal(b1.data, b2.data):
+                continue
+            tensors = [t for t in first.subgraphs[0].tensors if t.buffer == index]
+            b1.data = _full_constant(b1.data, b2.data, tensors, d1, d2, index)
+        first.buffers = buffers1
+        for index, data in weight_buffers(first, graph_params(weights), convs).items():
+            first.buffers[index].data = np.frombuffer(data, np.uint8)
+        if _read_only_duplicates(first):
+            raise NotPlaceable("two weight buffers are identical (the converter would merge them)")
+        _refresh_conversion_metadata(first)
+        return first
+    raise NotPlaceable(f"no width divisor pair of {DIVISOR_PAIRS} fits these widths")
+
+
+def _refresh_conversion_metadata(model: Any) -> None:
+    """Recompute the structure hash in CONVERSION_METADATA as the converter does for the full-size model."""
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as metadata_schema
+    from tensorflow.lite.python.util import get_model_hash, populate_conversion_metadata
+
+    for meta in model.metadata or []:
+        if meta.name == b"CONVERSION_METADATA":
+            data = bytearray(np.asarray(model.buffers[meta.buffer].data).tobytes())
+            content = metadata_schema.ConversionMetadataT.InitFromPackedBuf(data, 0)
+            content.environment.modelHash = get_model_hash(model)
+            populate_conversion_metadata(model, content)
+
+
+def pack(model: Any) -> bytes:
+    """The flatbuffer of ``model``, packed as the converter's buffer-deduplication pass packs it."""
+    import flatbuffers
+
+    size = sum(len(b.data) for b in model.buffers if b.data is not None)
+    builder = flatbuffers.Builder(size + (1 << 20))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
