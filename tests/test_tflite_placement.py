@@ -90,10 +90,13 @@ def test_full_size_placement_is_the_converters_model(precision: str, tmp_path) -
     by_name = []
     for data in (mine, theirs):
         model = objects.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        by_name.append({
-            t.name: np.asarray(model.buffers[t.buffer].data).tobytes()
-            for t in model.subgraphs[0].tensors if model.buffers[t.buffer].data is not None
-        })
+        by_name.append(
+            {
+                t.name: np.asarray(model.buffers[t.buffer].data).tobytes()
+                for t in model.subgraphs[0].tensors
+                if model.buffers[t.buffer].data is not None
+            }
+        )
     assert by_name[0].keys() == by_name[1].keys() and all(by_name[0][k] == by_name[1][k] for k in by_name[0])
     images = make_images(2)
     outputs = []
