@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -119,43 +118,51 @@ def from_onnx(path: Path, arch: Architecture) -> AlexNetWeights:
 def from_tflite(path: Path, arch: Architecture) -> AlexNetWeights:
     """The constant tensors of an fp32 ``.tflite`` written by ``npy2tflite``, in canonical layout.
 
+    Read from the flatbuffer with the schema's generated reader: the arrays are views of the file's
+    bytes (no interpreter, no copy until the layout is undone).
+
     Raises:
         WeightsError: a layer's tensors are missing or not float32 (a quantised file).
 
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert import schema_py_generated as schema
 
-    from alexnet_export.quiet import fds_silenced
-
-    with fds_silenced(2):
-        interpreter = Interpreter(model_path=str(path))
-    details = [d for d in interpreter.get_tensor_details() if _is_constant(interpreter, d["index"])]
+    buffer = path.read_bytes()
+    model = schema.Model.GetRootAs(buffer, 0)
+    graph = model.Subgraphs(0)
+    kinds = {value: key for key, value in vars(schema.TensorType).items() if not key.startswith("_")}
+    constants = []
+    for index in range(graph.TensorsLength()):
+        tensor = graph.Tensors(index)
+        data = model.Buffers(tensor.Buffer()).DataAsNumpy() if tensor.Buffer() < model.BuffersLength() else 0
+        if isinstance(data, np.ndarray) and data.size:
+            name = (tensor.Name() or b"").decode(errors="replace")
+            shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+            constants.append((name, shape, kinds.get(tensor.Type(), "?"), data))
     arrays: dict[str, list[np.ndarray]] = {}
     for name in arch.layer_names:
         op = "Conv2D" if name in arch.convs else "MatMul"
-        kernels = sorted(
-            (d for d in details if re.fullmatch(rf"{name}/{op}(_\d+)?", d["name"])), key=lambda d: str(d["name"])
-        )
-        biases = [d for d in details if d["name"].startswith(f"{name}/") and len(d["shape"]) == 1]
+        kernels = sorted((c for c in constants if re.fullmatch(rf"{name}/{op}(_\d+)?", c[0])), key=lambda c: c[0])
+        biases = [c for c in constants if c[0].startswith(f"{name}/") and len(c[1]) == 1]
         if not kernels or len(biases) != 1:
             raise WeightsError(f"{path}: expected constant tensors {name}/{op} and a {name} bias, received none")
-        if any(d["dtype"] != np.float32 for d in [*kernels, *biases]):
+        if any(c[2] != "FLOAT32" for c in [*kernels, *biases]):
             raise WeightsError(f"{path}: {name}: expected float32 weights (an fp32 export), received a quantised file")
-        parts = [interpreter.get_tensor(d["index"]) for d in kernels]
+        parts = [_as_float32(c, path) for c in kernels]
         if name in arch.convs:
             kernel = _grouped(arch, arrays, name, np.concatenate([p.transpose(1, 2, 3, 0) for p in parts], axis=3))
         else:
             kernel = parts[0].T  # (out, in) -> (in, out)
-        arrays[name] = [np.ascontiguousarray(kernel), interpreter.get_tensor(biases[0]["index"])]
+        arrays[name] = [np.ascontiguousarray(kernel), _as_float32(biases[0], path).copy()]
     return _finish(arrays, path, "tflite", arch)
 
 
-def _is_constant(interpreter: Any, index: int) -> bool:
-    try:
-        interpreter.get_tensor(index)  # activations have no data before allocate_tensors()
-    except ValueError:
-        return False
-    return True
+def _as_float32(constant: tuple[str, tuple[int, ...], str, np.ndarray], path: Path) -> np.ndarray:
+    name, shape, _, data = constant
+    count = int(np.prod(shape)) if shape else 1
+    if data.size != 4 * count:
+        raise WeightsError(f"{path}: tensor {name!r}: {data.size} bytes for shape {list(shape)}")
+    return data.view("<f4").reshape(shape)
 
 
 def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -> AlexNetWeights:

@@ -258,8 +258,12 @@ class AlexNet(tf.Module):
             parts = ("kernel", "bias") if name in self.arch.layer_names else ("scale", "offset")
             setattr(self, name, _Layer(name, kernel, bias, parts))
         spec = self.arch.input
-        self.serve = tf.function(self._serve, input_signature=[input_signature(spec)])
-        self.serve_rgb = tf.function(self._serve_rgb, input_signature=[input_signature(spec, embedded=True)])
+        # autograph off: the graph is plain Python over a static architecture (no tensor-dependent control
+        # flow), and converting its source costs more than the rest of tracing
+        self.serve = tf.function(self._serve, input_signature=[input_signature(spec)], autograph=False)
+        self.serve_rgb = tf.function(
+            self._serve_rgb, input_signature=[input_signature(spec, embedded=True)], autograph=False
+        )
 
     def layer(self, name: str) -> _Layer:
         """The child module of layer ``name``."""

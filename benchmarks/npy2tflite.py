@@ -2,13 +2,16 @@
 
 Anchor: `direct_tflite.py`, the minimal by-hand script (build the module, TFLiteConverter with the same
 optimisation settings, write the bytes) on the same weights, interleaved whole processes. npy2tflite
-runs with --check-images 0 so only the export is compared. Target (issue 5): within 1.1x of the anchor.
+runs with --check-images 0 so only the export is compared. Target (issue 5): within 1.1x of the anchor;
+(issue 17) fp32 <= 3 s. `--baseline DIR` adds the same npy2tflite run from another checkout
+(`git worktree add DIR <commit>`), side by side.
 Then LiteRT XNNPACK latency (batch 1) and throughput (batch 16) of each precision's file.
-Usage: python benchmarks/npy2tflite.py [WEIGHTS.npy] [--runs N]
+Usage: python benchmarks/npy2tflite.py [WEIGHTS.npy] [--runs N] [--baseline DIR] [--precisions fp32,fp16]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import interleaved, parse_args, report, weights_file
+from _measure import FROM_CHECKOUT, interleaved, report, weights_file
 
 HERE = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -40,12 +43,21 @@ def litert_speed(path: Path, runs: int) -> tuple[float, float]:
     return speeds[0], 16 / speeds[1]
 
 
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    return parser.parse_args()
+
+
 def main() -> None:
-    args = parse_args(runs=2)
+    args = _args()
     cli = Path(sys.executable).parent / "alexnet-export"
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, tmp)
-        outs = {p: Path(tmp) / f"{p}.tflite" for p in PRECISIONS}
+        outs = {p: Path(tmp) / f"{p}.tflite" for p in args.precisions.split(",")}
         print(f"full-size weights, {args.runs} interleaved runs each, medians")
         for precision, out in outs.items():
             commands = {
@@ -55,6 +67,11 @@ def main() -> None:
                     *("--check-images", "0", "--force", "--quiet"),
                 ],
             }
+            if args.baseline is not None:
+                commands[f"baseline checkout: npy2tflite {precision}"] = [
+                    *(sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "npy2tflite", weights, out),
+                    *("--precision", precision, "--check-images", "0", "--force", "--quiet"),
+                ]
             final = interleaved(commands, runs=args.runs, before=lambda out=out: out.unlink(missing_ok=True))
             report(f"npy -> TFLite {precision} (whole process)", final, "direct TFLiteConverter [anchor]")
         print(f"\n{'LiteRT XNNPACK':24} {'size MiB':>9} {'batch-1 ms':>11} {'batch-16 img/s':>15}")

@@ -54,12 +54,27 @@ class Source:
     origins: tuple[tuple[str, str], ...] = ()
 
 
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """Hex sha256 of a file, read in 1 MiB chunks.
+
+    Remembered for the process, keyed by the open file's device, inode, size and modification time
+    and change time (nanoseconds), so an artifact that export writes, lists in its manifest and verify reports is read
+    once, while any change to the file is hashed afresh.
+    """
     with open(path, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+        digest = hashlib.sha256()
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
+    after = os.stat(path)
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]:  # unchanged while it was read
+        _DIGESTS[key] = digest.hexdigest()
     return digest.hexdigest()
 
 

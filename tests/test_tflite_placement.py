@@ -21,7 +21,7 @@ def placed(weights: AlexNetWeights, options: TFLiteOptions) -> bytes:
     model = tflite_placement.placed_model(
         weights, lambda small: convert(small, options, placement=False), lambda w: graph_params(w, options.groups)[1]
     )
-    return tflite_placement.pack(model)
+    return bytes(tflite_placement.pack(model))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_full_size_placement_is_the_converters_model(precision: str, tmp_path) -
 
     weights = synthesize(seed=0)
     options = TFLiteOptions(precision=precision)
-    mine, theirs = placed(weights, options), convert(weights, options, placement=False)
+    mine, theirs = placed(weights, options), bytes(convert(weights, options, placement=False))
     assert len(mine) == len(theirs)
     parsed = [schema.Model.GetRootAs(data, 0) for data in (mine, theirs)]
     differences = compare_tflite(parsed[0], parsed[1], 1)

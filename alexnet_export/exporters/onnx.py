@@ -122,7 +122,7 @@ def convert_structure(
         specs.append(tf.TensorSpec(bias.shape, tf.float32, name=_placeholder(bias_name)))
     names = list(params)
 
-    @tf.function(input_signature=specs)
+    @tf.function(input_signature=specs, autograph=False)
     def structure(images: tf.Tensor, *tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         placeholders = {name: (tensors[2 * i], tensors[2 * i + 1]) for i, name in enumerate(names)}
         if options.embed_preprocessing:
@@ -144,6 +144,25 @@ def convert_structure(
     if options.opset > TF2ONNX_MAX_OPSET:
         model = onnx.version_converter.convert_version(model, options.opset)
     return cast(onnx.ModelProto, model)
+
+
+_STRUCTURES: dict[tuple[str, tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...], OnnxOptions], bytes] = {}
+
+
+def _cached_structure(
+    arch: Architecture, params: dict[str, tuple[np.ndarray, np.ndarray]], options: OnnxOptions
+) -> onnx.ModelProto:
+    """:func:`convert_structure`, once per process for an architecture, its shapes and options.
+
+    The structure depends on the weights' shapes only, so ``verify``'s structural check of a file that
+    ``export`` just wrote reuses the conversion instead of running tf2onnx again.
+    """
+    key = (arch.dumps(), tuple((n, k.shape, b.shape) for n, (k, b) in params.items()), options)
+    if key not in _STRUCTURES:
+        _STRUCTURES[key] = convert_structure(arch, params, options).SerializeToString()
+    model = onnx.ModelProto()
+    model.ParseFromString(_STRUCTURES[key])
+    return model
 
 
 class _Graph:
@@ -446,7 +465,7 @@ def build(
 
     options.check()
     arch, params = graph_params(weights, "native")
-    structure = convert_structure(arch, params, options)
+    structure = _cached_structure(arch, params, options)
     arrays = {}
     for name, pair in params.items():
         for part, array in zip(_part_names(arch, name), pair, strict=True):

@@ -128,8 +128,8 @@ def convert(
     *,
     savedmodel: Path | None = None,
     placement: bool = True,
-) -> bytes:
-    """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision``.
+) -> bytes | memoryview:
+    """The ``.tflite`` flatbuffer of ``weights`` at ``options.precision`` (placement: a view of the packed bytes).
 
     fp32 and fp16 convert the structure at two small widths and place the weights
     (:mod:`alexnet_export.exporters.tflite_placement`): the converter's bytes without pushing 244 MB
@@ -144,7 +144,7 @@ def convert(
         try:
             model = tflite_placement.placed_model(
                 weights,
-                lambda small: convert(small, options, placement=False),
+                lambda small: convert_small(small, options),
                 lambda source: graph_params(source, options.groups)[1],
             )
         except tflite_placement.NotPlaceable:
@@ -152,6 +152,27 @@ def convert(
         else:
             return tflite_placement.pack(model)
     return _convert_with_converter(weights, options, calibration, savedmodel=savedmodel)
+
+
+_SMALL: dict[tuple[str, tuple[tuple[str, int], ...], TFLiteOptions, str], bytes] = {}
+
+
+def convert_small(small: AlexNetWeights, options: TFLiteOptions) -> bytes:
+    """The converter's output for one of placement's small, seeded weight sets, once per process.
+
+    The small sets are a function of the architecture and widths (:func:`converters.synthetic.scaled_like`
+    with fixed seeds), so ``export`` and the ``verify`` that follows share these conversions.
+    """
+    first = small.layers[small.arch.layer_names[0]].kernel
+    key = (
+        small.arch.dumps(),
+        tuple(sorted(small.widths.items())),
+        options,
+        hashlib.sha256(first.tobytes()).hexdigest(),
+    )
+    if key not in _SMALL:
+        _SMALL[key] = _convert_with_converter(small, options)
+    return _SMALL[key]
 
 
 def _convert_with_converter(
@@ -248,9 +269,12 @@ def export_tflite(
     extra: dict[str, Any] = {}
     if calibration is not None:
         extra = {"calibration": {"description": calibration.description, "sha256": calibration.sha256}}
-    with progress.step(f"writing {out}"), file_artifact(
-        out, force=force, kind="tflite", weights=weights, options=asdict(options), versions=_versions(), extra=extra
-    ) as tmp:
+    with (
+        progress.step(f"writing {out}"),
+        file_artifact(
+            out, force=force, kind="tflite", weights=weights, options=asdict(options), versions=_versions(), extra=extra
+        ) as tmp,
+    ):
         tmp.write_bytes(flatbuffer)
     return TFLiteSummary(out, len(flatbuffer), calibration.description if calibration else None)
 

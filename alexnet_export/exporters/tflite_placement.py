@@ -93,8 +93,14 @@ def _name(tensor: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def weight_buffers(model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]) -> dict[int, bytes]:
-    """Buffer index -> the bytes the layer arrays in ``params`` give in the layout the model's ops expect.
+def weight_slots(
+    model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]
+) -> dict[int, tuple[int, Callable[[], np.ndarray]]]:
+    """Buffer index -> (byte length, a function making its bytes) from the layer arrays in ``params``.
+
+    Each buffer gets its array in the layout the model's op expects (conv OHWI, dense (out, in), split
+    parts cut along O, fp16 as float16); made only when called, so a full-size model never holds a
+    second copy of every weight at once.
 
     Raises:
         NotPlaceable: a layer's tensors are not found, or not in a layout modelled here.
@@ -104,36 +110,69 @@ def weight_buffers(model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]],
     constants = [
         t for t in graph.tensors if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)
     ]
-    out: dict[int, bytes] = {}
+    out: dict[int, tuple[int, Callable[[], np.ndarray]]] = {}
     for name, (kernel, bias) in params.items():
         op = "Conv2D" if name in convs else "MatMul"
         kernels = sorted((t for t in constants if re.fullmatch(rf"{re.escape(name)}/{op}(_\d+)?", _name(t))), key=_name)
         biases = [
             t for t in constants if _name(t).startswith(f"{name}/") and len(t.shape) == 1 and "BiasAdd" in _name(t)
         ]
-        if len(kernels) > 1 and layout_parts_invalid(kernel, len(kernels)):
-            raise NotPlaceable(f"{name}: {len(kernels)} kernel tensors do not split its kernel evenly")
         if not kernels or not biases:
             raise NotPlaceable(f"{name}: weight tensors not found by name")
-        layout = (
-            np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)) if kernel.ndim == 4 else np.ascontiguousarray(kernel.T)
-        )
-        parts = np.split(layout, len(kernels), axis=0)
-        bias_parts = np.split(bias, len(biases))
-        for tensors, arrays in ((kernels, parts), (biases, bias_parts)):
-            for tensor, array in zip(tensors, arrays, strict=True):
-                dtype = np.float16 if tensor.type == FLOAT16 else np.float32
-                if list(tensor.shape) != list(array.shape):
-                    raise NotPlaceable(f"{_name(tensor)}: shape {list(tensor.shape)} != {list(array.shape)}")
-                out[tensor.buffer] = (
-                    np.ascontiguousarray(array, dtype=dtype).astype("<" + np.dtype(dtype).str[1:]).tobytes()
-                )
+        if kernel.shape[-1] % len(kernels) or bias.shape[0] % len(biases):
+            raise NotPlaceable(f"{name}: {len(kernels)} kernel tensors do not split its kernel evenly")
+        layout = kernel.transpose(3, 0, 1, 2) if kernel.ndim == 4 else kernel.T  # a view: copied when made
+        for tensors, whole in ((kernels, layout), (biases, bias)):
+            size = whole.shape[0] // len(tensors)
+            for part, tensor in enumerate(tensors):
+                dtype = np.dtype("<f2" if tensor.type == FLOAT16 else "<f4")
+                piece = whole[part * size : (part + 1) * size]
+                if list(tensor.shape) != list(piece.shape):
+                    raise NotPlaceable(f"{_name(tensor)}: shape {list(tensor.shape)} != {list(piece.shape)}")
+                out[tensor.buffer] = (piece.size * dtype.itemsize, _maker(piece, dtype))
     return out
 
 
-def layout_parts_invalid(kernel: np.ndarray, parts: int) -> bool:
-    """Whether ``parts`` tensors cannot be equal cuts of ``kernel`` along its output channels."""
-    return bool(kernel.shape[-1] % parts)
+def _maker(piece: np.ndarray, dtype: np.dtype[Any]) -> Callable[[], np.ndarray]:
+    return lambda: np.ascontiguousarray(piece, dtype=dtype).reshape(-1).view(np.uint8)
+
+
+def weight_buffers(
+    model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]
+) -> dict[int, np.ndarray]:
+    """:func:`weight_slots`, made: buffer index -> its bytes."""
+    return {index: make() for index, (_, make) in weight_slots(model, params, convs).items()}
+
+
+class _Length:
+    """Stands for a buffer's data where only its length is read (the converter's structure hash)."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def _placed_buffer(length: int, make: Callable[[], np.ndarray]) -> Any:
+    """A schema ``BufferT`` whose bytes are made while it is packed and dropped right after."""
+    schema = _schema()
+
+    class Placed(schema.BufferT):  # type: ignore[name-defined]
+        def materialize(self) -> np.ndarray:
+            return make()
+
+        def Pack(self, builder: Any) -> Any:
+            data = builder.CreateNumpyVector(make())
+            schema.BufferStart(builder)
+            schema.BufferAddData(builder, data)
+            schema.BufferAddOffset(builder, self.offset)
+            schema.BufferAddSize(builder, self.size)
+            return schema.BufferEnd(builder)
+
+    buffer = Placed()
+    buffer.data = _Length(length)
+    return buffer
 
 
 def _full_constant(data1: Any, data2: Any, tensors: list[Any], d1: int, d2: int, index: int) -> np.ndarray:
@@ -161,6 +200,11 @@ def _full_constant(data1: Any, data2: Any, tensors: list[Any], d1: int, d2: int,
     raise NotPlaceable(f"buffer {index} ({_name(tensors[0])}) differs between widths in its values")
 
 
+def _bytes_of(buffer: Any) -> bytes:
+    data = buffer.materialize() if hasattr(buffer, "materialize") else buffer.data
+    return np.asarray(data).tobytes()
+
+
 def _read_only_duplicates(model: Any) -> bool:
     """Whether two buffers of constant op inputs are identical (the converter's last pass would merge them)."""
     graph = model.subgraphs[0]
@@ -168,27 +212,27 @@ def _read_only_duplicates(model: Any) -> bool:
     written = {int(i) for op in graph.operators for i in (op.outputs if op.outputs is not None else [])}
     written |= {int(i) for i in graph.inputs}
     indices = {graph.tensors[i].buffer for i in inputs - written}
-    seen: set[tuple[int, str]] = set()
+    by_length: dict[int, list[Any]] = {}
     for index in sorted(indices):
-        data = model.buffers[index].data
-        if data is None or len(data) == 0:
-            continue
-        key = (len(data), hashlib.md5(np.asarray(data).tobytes()).hexdigest())
-        if key in seen:
+        buffer = model.buffers[index]
+        if buffer.data is not None and len(buffer.data):
+            by_length.setdefault(len(buffer.data), []).append(buffer)
+    for same in by_length.values():  # only buffers of equal length can be equal: hash those alone
+        digests = [hashlib.md5(_bytes_of(d)).hexdigest() for d in same] if len(same) > 1 else []
+        if len(set(digests)) < len(digests):
             return True
-        seen.add(key)
     return False
 
 
-def placed_model(
+def full_structure(
     weights: AlexNetWeights,
     convert_small: Callable[[AlexNetWeights], bytes],
     graph_params: Callable[[AlexNetWeights], dict[str, tuple[np.ndarray, np.ndarray]]],
-) -> Any:
-    """The full-size ``ModelT`` of ``weights``: structure from two small conversions, the real weights placed.
+) -> tuple[Any, dict[int, np.ndarray]]:
+    """The full-width ``ModelT`` of ``weights``' structure, and which buffers hold weights.
 
-    ``convert_small`` runs the converter on a small weight set (same architecture and options);
-    ``graph_params`` gives a weight set's arrays as the graph stores them (folded, grouped mode applied).
+    Every shape and width-dependent constant is at full width; the weight buffers still hold the small
+    conversion's arrays (:func:`placed_model` puts the real ones in).
 
     Raises:
         NotPlaceable: no divisor pair fits these widths, or the structure is not modelled here.
@@ -208,7 +252,7 @@ def placed_model(
         mine2 = weight_buffers(second, graph_params(small2), convs)
         for model, mine in ((first, mine1), (second, mine2)):  # the layout, proven on the converter's own output
             for index, data in mine.items():
-                if np.asarray(model.buffers[index].data).tobytes() != data:
+                if not np.array_equal(np.asarray(model.buffers[index].data), data):
                     raise NotPlaceable(f"buffer {index}: the converter's layout is not the one modelled")
         if set(mine1) != set(mine2):
             raise NotPlaceable("weight buffers differ between the two widths")
@@ -224,13 +268,31 @@ def placed_model(
             tensors = [t for t in first.subgraphs[0].tensors if t.buffer == index]
             b1.data = _full_constant(b1.data, b2.data, tensors, d1, d2, index)
         first.buffers = buffers1
-        for index, data in weight_buffers(first, graph_params(weights), convs).items():
-            first.buffers[index].data = np.frombuffer(data, np.uint8)
-        if _read_only_duplicates(first):
-            raise NotPlaceable("two weight buffers are identical (the converter would merge them)")
-        _refresh_conversion_metadata(first)
-        return first
+        return first, mine1
     raise NotPlaceable(f"no width divisor pair of {DIVISOR_PAIRS} fits these widths")
+
+
+def placed_model(
+    weights: AlexNetWeights,
+    convert_small: Callable[[AlexNetWeights], bytes],
+    graph_params: Callable[[AlexNetWeights], dict[str, tuple[np.ndarray, np.ndarray]]],
+) -> Any:
+    """The full-size ``ModelT`` of ``weights``: :func:`full_structure` with the real weights placed.
+
+    ``convert_small`` runs the converter on a small weight set (same architecture and options);
+    ``graph_params`` gives a weight set's arrays as the graph stores them (folded, grouped mode applied).
+
+    Raises:
+        NotPlaceable: see :func:`full_structure`; or two weight buffers would be identical.
+
+    """
+    model, _ = full_structure(weights, convert_small, graph_params)
+    for index, (length, make) in weight_slots(model, graph_params(weights), set(weights.arch.convs)).items():
+        model.buffers[index] = _placed_buffer(length, make)
+    if _read_only_duplicates(model):
+        raise NotPlaceable("two weight buffers are identical (the converter would merge them)")
+    _refresh_conversion_metadata(model)
+    return model
 
 
 def _refresh_conversion_metadata(model: Any) -> None:
@@ -246,11 +308,11 @@ def _refresh_conversion_metadata(model: Any) -> None:
             populate_conversion_metadata(model, content)
 
 
-def pack(model: Any) -> bytes:
+def pack(model: Any) -> memoryview:
     """The flatbuffer of ``model``, packed as the converter's buffer-deduplication pass packs it."""
     import flatbuffers
 
     size = sum(len(b.data) for b in model.buffers if b.data is not None)
     builder = flatbuffers.Builder(size + (1 << 20))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return memoryview(builder.Bytes)[builder.Head() :]  # Output() and bytes() would each copy 244 MB
