@@ -13,6 +13,7 @@ The default run is a fast slice (``ALEXNET_FUZZ_EXAMPLES`` examples per file kin
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -82,20 +83,38 @@ def apply(data: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
     return bytes(out)
 
 
+# The CLI runs under this small launcher: a child forked from pytest itself would report pytest's own RSS
+# as its peak (Linux carries the high-water mark across fork and exec), so the launcher forks it instead
+# and reports that child's exit status and ru_maxrss on a marker line.
+LAUNCHER = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "print(f'@@outcome {done.returncode} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', flush=True)"
+)
+
+
 def run_isolated(args: list[str], cwd: Path) -> tuple[int, str, int]:
     """Exit status (negative: killed by that signal), output, and peak RSS in bytes of one CLI process."""
     process = subprocess.Popen(
-        [CLI, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-c", LAUNCHER, CLI, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+        start_new_session=True,
     )
-    timer = threading.Timer(TIMEOUT, process.kill)
+    timer = threading.Timer(TIMEOUT, lambda: os.killpg(process.pid, signal.SIGKILL))
     timer.start()
-    assert process.stdout is not None
-    output = process.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
-    timer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, output, usage.ru_maxrss * 1024
+    try:
+        output, _ = process.communicate()
+    finally:
+        timer.cancel()
+    text = output.decode(errors="replace")
+    lines = text.splitlines()
+    marker = next((line for line in reversed(lines) if line.startswith("@@outcome ")), None)
+    if marker is None:
+        return 124, text, 0  # the launcher was killed: the command ran past TIMEOUT
+    _, code, rss = marker.split()
+    return int(code), "\n".join(line for line in lines if line is not marker) + "\n", int(rss) * 1024
 
 
 def check_outcome(args: list[str], data: bytes, folder: Path, ok: Callable[[int], bool]) -> None:
@@ -111,7 +130,10 @@ def check_outcome(args: list[str], data: bytes, folder: Path, ok: Callable[[int]
 
 
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -144,8 +166,9 @@ def test_the_unmutated_seeds_pass(seeds: dict[str, bytes], tmp_path: Path) -> No
     for name, command in (("w.npy", "inspect"), ("m.onnx", "extract")):
         (tmp_path / name).write_bytes(seeds[name])
         args = [command, name] if command == "inspect" else [command, name, "out.npy"]
-        code, output, _ = run_isolated(args, tmp_path)
+        code, output, rss = run_isolated(args, tmp_path)
         assert code == 0, output
+        assert 0 < rss < 512 * 2**20, rss  # the command's own peak, not the (larger) pytest process's
     (tmp_path / "bad.npy").write_bytes(seeds["w.npy"][:100])
     code, output, _ = run_isolated(["inspect", "bad.npy"], tmp_path)
     assert code == 2 and output.startswith("error: ") and output.count("\n") == 1, output
