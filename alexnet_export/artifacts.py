@@ -219,12 +219,9 @@ def artifact_architecture(path: Path) -> Architecture:
     """
     text: str | None = None
     if path.is_file() and path.suffix.lower() == ".onnx":
-        import onnx
+        from alexnet_export.trust import load_onnx
 
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise InputError(f"{path}: expected an ONNX model, received unreadable data ({exc})") from None
+        model = load_onnx(path)  # size and content checked before the model is parsed into memory
         text = {prop.key: prop.value for prop in model.metadata_props}.get("alexnet_export.architecture_json")
         del model
     if text is not None:

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from alexnet_export.trust import function_pattern
+from alexnet_export.trust import FUNCTION_ID
 from converters.weights import AlexNetWeights
 
 MAX_LISTED = 6  # differences named per artifact; the count of the rest follows
@@ -250,7 +248,7 @@ _CAPTURE_NAME = re.compile(r'(key: "_user_specified_name"\s*value \{\s*s: ")\d+(
 
 def _normal(text: str) -> str:
     """``text`` without TensorFlow's per-process counters (function ids, captured-tensor ids)."""
-    return _CAPTURE_NAME.sub(r"\1N\2", function_pattern().sub(r"\1", text))
+    return _CAPTURE_NAME.sub(r"\1N\2", FUNCTION_ID.sub(r"\1", text))
 
 
 def _node_forms(nodes: Any) -> list[tuple[str, str, str]]:
@@ -432,49 +430,21 @@ def tflite_content(model: Any) -> Content:
 def scaled_for_structure(weights: AlexNetWeights, precision: str) -> tuple[AlexNetWeights, int]:
     """Seeded weights of the same architecture at a width divided by 8, 4 or 2 (1: ``weights`` itself).
 
-    The largest divisor is taken that keeps every hidden width whole (and divisible by its groups) and
-    keeps every kernel on the same side of the converter's 1024-element quantisation threshold.
+    The largest divisor :func:`converters.synthetic.scaled_like` accepts that also keeps every kernel on
+    the same side of the converter's 1024-element quantisation threshold.
     """
-    from converters.arch import BatchNorm, expected_kernel_shape, trace
-    from converters.weights import build_weights
+    from converters.synthetic import scaled_like
 
-    arch = weights.arch
-    full = weights.widths
-    last = arch.layer_names[-1]
-    rng = np.random.default_rng(0)
     for divisor in (8, 4, 2):
-        widths = {name: (w if name == last else w // divisor) for name, w in full.items()}
-        if any(name != last and (w % divisor or widths[name] % arch.groups_of(name)) for name, w in full.items()):
-            continue
-        try:
-            shapes = {name: expected_kernel_shape(arch, name, widths) for name in arch.layer_names}
-        except Exception:
+        small = scaled_like(weights, divisor)
+        if small is None:
             continue
         if precision != "fp32" and any(
-            (int(np.prod(shapes[n])) >= 1024) != (weights.layers[n].kernel.size >= 1024) for n in arch.layer_names
+            (small.layers[n].kernel.size >= 1024) != (weights.layers[n].kernel.size >= 1024)
+            for n in weights.arch.layer_names
         ):
             continue
-        arrays: dict[str, list[np.ndarray]] = {
-            name: [
-                rng.standard_normal(shape).astype(np.float32) * 0.05,
-                rng.standard_normal(widths[name]).astype(np.float32) * 0.05,
-            ]
-            for name, shape in shapes.items()
-        }
-        traced = trace(arch, widths)
-        for position, layer in enumerate(arch.layers):
-            if isinstance(layer, BatchNorm):
-                channels = traced[position][2]
-                arrays[layer.name] = [
-                    np.ones(channels, np.float32),
-                    np.zeros(channels, np.float32),
-                    rng.standard_normal(channels).astype(np.float32) * 0.1,
-                    np.ones(channels, np.float32) * 1.5,
-                ]
-        try:
-            return build_weights(arrays, arch=arch, where="structure weights"), divisor
-        except Exception:
-            continue
+        return small, divisor
     return weights, 1
 
 
@@ -614,9 +584,14 @@ def _candidates(first: Content, arch_has_groups: bool) -> list[Content]:
 
 
 def check_structure(path: Path, fmt: str, weights: AlexNetWeights) -> StructureCheck:
-    """Compare the artifact at ``path`` (already through :mod:`alexnet_export.trust`) with its implied graph.
+    """Check the artifact at ``path`` with :mod:`alexnet_export.trust`, then compare it with its implied graph.
 
-    ``weights`` are the source weights bound to the architecture the artifact must implement.
+    ``weights`` are the source weights bound to the architecture the artifact must implement. The
+    pre-load check is recorded, so the runtimes that load the artifact next do not parse it again.
+
+    Raises:
+        InputError: the artifact is refused by :mod:`alexnet_export.trust`.
+
     """
     from alexnet_export import trust
 
@@ -641,23 +616,14 @@ def check_structure(path: Path, fmt: str, weights: AlexNetWeights) -> StructureC
                 ]
             )
     else:
-        buffer = trust.check_tflite(path)
-        model = trust.check_tflite_bytes(buffer, path)
+        model = trust.check_tflite_model(path)
         content = tflite_content(model)
         expected, divisor = expected_tflite(weights, content)
         best = (content, compare_tflite(model, expected, divisor))
+    trust.mark_checked(path, fmt)
     chosen, differences = best
     return _finish(path, differences, chosen, manifest_mismatches(path, fmt, chosen, has_groups))
 
 
 def _best(results: Sequence[tuple[Content, list[str]]]) -> tuple[Content, list[str]]:
     return min(results, key=lambda item: len(item[1]))
-
-
-def mapping_summary(checks: Mapping[str, StructureCheck]) -> list[str]:
-    """One line per artifact whose structure differs or whose manifest disagrees with it."""
-    out = []
-    for check in checks.values():
-        out += [f"{check.artifact}: structure: {d}" for d in check.differences]
-        out += [f"{check.artifact}: manifest: {m}" for m in check.manifest]
-    return out

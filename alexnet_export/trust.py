@@ -467,8 +467,8 @@ def check_tflite_bytes(buffer: bytes, path: Path) -> Any:
     return model
 
 
-def check_tflite(path: Path) -> bytes:
-    """The bytes of the ``.tflite`` at ``path``, checked by :func:`check_tflite_bytes`.
+def check_tflite_model(path: Path) -> Any:
+    """The ``.tflite`` at ``path``, checked by :func:`check_tflite_bytes`, as a parsed ``schema.Model``.
 
     Raises:
         InputError: too large or refused.
@@ -477,9 +477,7 @@ def check_tflite(path: Path) -> bytes:
     size = path.stat().st_size
     if size > MAX_ARTIFACT_BYTES:
         raise InputError(f"{path}: expected a TFLite file of at most 4 GiB, received {size / 2**30:.1f} GiB")
-    buffer = path.read_bytes()
-    check_tflite_bytes(buffer, path)
-    return buffer
+    return check_tflite_bytes(path.read_bytes(), path)
 
 
 _PASSED: set[tuple[str, str, int, int]] = set()
@@ -508,7 +506,7 @@ def check_artifact(path: Path, fmt: str) -> None:
     elif fmt == "onnx":
         load_onnx(path)
     elif fmt == "tflite":
-        check_tflite(path)
+        check_tflite_model(path)
     _PASSED.add(stamp)
 
 
@@ -517,9 +515,5 @@ def mark_checked(path: Path, fmt: str) -> None:
     _PASSED.add(_stamp(path, fmt))
 
 
-_FUNCTION_ID = re.compile(r"(__inference_[A-Za-z0-9_]*?)_\d+\b")
-
-
-def function_pattern() -> re.Pattern[str]:
-    """The numeric suffix TensorFlow gives traced function names (``__inference__serve_117``)."""
-    return _FUNCTION_ID
+# The numeric suffix TensorFlow gives traced function names (``__inference__serve_117``).
+FUNCTION_ID = re.compile(r"(__inference_[A-Za-z0-9_]*?)_\d+\b")

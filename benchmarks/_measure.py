@@ -104,12 +104,19 @@ def interleaved(
     }
 
 
-def parse_args(runs: int = 5) -> argparse.Namespace:
-    """The arguments every weights benchmark takes: an optional WEIGHTS file and --runs."""
+def weights_parser(runs: int = 5, *, baseline: bool = False) -> argparse.ArgumentParser:
+    """The arguments every weights benchmark takes: an optional WEIGHTS file, --runs, and --baseline DIR."""
     parser = argparse.ArgumentParser()
     parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
     parser.add_argument("--runs", type=int, default=runs)
-    return parser.parse_args()
+    if baseline:
+        parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    return parser
+
+
+def parse_args(runs: int = 5) -> argparse.Namespace:
+    """:func:`weights_parser`'s arguments, without --baseline."""
+    return weights_parser(runs).parse_args()
 
 
 def weights_file(given: Path | None, folder: str) -> Path:

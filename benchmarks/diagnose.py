@@ -15,14 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import FROM_CHECKOUT, interleaved, report, weights_file
+from _measure import FROM_CHECKOUT, interleaved, report, weights_file, weights_parser
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    parser = weights_parser(runs=3, baseline=True)
     return parser.parse_args()
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import FROM_CHECKOUT, measure_command, report, weights_file
+from _measure import FROM_CHECKOUT, measure_command, report, weights_file, weights_parser
 
 HERE = Path(__file__).parent
 ANCHOR = "by hand: sum of 1-4 [anchor]"
@@ -31,10 +31,7 @@ BASELINE = "baseline checkout: export"
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    parser = weights_parser(runs=2, baseline=True)
     parser.add_argument("--no-by-hand", action="store_true", help="skip the by-hand steps 1-4")
     return parser.parse_args()
 

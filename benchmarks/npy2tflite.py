@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import FROM_CHECKOUT, interleaved, report, weights_file
+from _measure import FROM_CHECKOUT, interleaved, report, weights_file, weights_parser
 
 HERE = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -44,10 +44,7 @@ def litert_speed(path: Path, runs: int) -> tuple[float, float]:
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("weights", nargs="?", type=Path, help="default: a full-size synthetic file")
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    parser = weights_parser(runs=2, baseline=True)
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     return parser.parse_args()
 
