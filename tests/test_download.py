@@ -280,3 +280,14 @@ def test_a_timeout_that_is_not_a_positive_number_is_one_line(cli, tmp_path: Path
     assert result.exit_code == 2
     assert result.output.strip().endswith(f"--timeout: expected a positive number of seconds, received {float(value)}")
     assert result.output.count("\n") == 1
+
+
+def test_a_declared_size_over_the_cap_fetches_nothing(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alexnet_export.download as module
+
+    monkeypatch.setattr(module, "MAX_BYTES", 1024)  # the real cap is 512 MiB; the server declares 1 MiB
+    with pytest.raises(InputError, match=r"expected at most 1024 bytes, the server declares 1048580; nothing fetched"):
+        module.download(tmp_path / "w.npy", url=url(server), sha256=DIGEST, timeout=5)
+    assert list(tmp_path.iterdir()) == []
