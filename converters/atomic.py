@@ -188,15 +188,31 @@ class InterruptedAfterWrite(KeyboardInterrupt):
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM across the block, then deliver them to the handlers that were there before.
+
+    Python runs signal handlers in the main thread between bytecodes, whichever thread the OS chose to
+    deliver to (blocking with ``pthread_sigmask`` would cover the main thread only, and TensorFlow and
+    ONNX Runtime start others), so the handlers are swapped for one that records the signal.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in held}
+    for sig in held:
+        signal.signal(sig, lambda received, frame: caught.append(received))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for received in caught:
+            handler = previous[signal.Signals(received)]
+            if callable(handler):
+                handler(received, None)  # Ctrl-C's KeyboardInterrupt, or the CLI's SIGTERM handler
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(received)
