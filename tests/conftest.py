@@ -35,6 +35,20 @@ def small_npy(tmp_path_factory: pytest.TempPathFactory, small_weights: AlexNetWe
     return path
 
 
+@pytest.fixture(scope="session")
+def small_artifacts(tmp_path_factory: pytest.TempPathFactory, small_weights: AlexNetWeights) -> Path:
+    """``m.onnx``, ``sm`` (SavedModel) and ``m.tflite`` of the small weights, with their manifests; read-only."""
+    from alexnet_export.exporters.onnx import export_onnx
+    from alexnet_export.exporters.savedmodel import export_savedmodel
+    from alexnet_export.exporters.tflite import export_tflite
+
+    out = tmp_path_factory.mktemp("small-artifacts")
+    export_onnx(small_weights, out / "m.onnx")
+    export_savedmodel(small_weights, out / "sm")
+    export_tflite(small_weights, out / "m.tflite")
+    return out
+
+
 def make_images(batch: int, seed: int = 0) -> np.ndarray:
     """Seeded mean-subtracted BGR images with some spatial structure, float32 NHWC."""
     rng = np.random.default_rng(seed)

@@ -15,20 +15,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from converters.weights import AlexNetWeights
 
+@pytest.fixture
+def made(small_artifacts: Path) -> Path:
+    return small_artifacts
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory, small_weights: AlexNetWeights) -> Path:
-    from alexnet_export.exporters.onnx import export_onnx
-    from alexnet_export.exporters.savedmodel import export_savedmodel
-    from alexnet_export.exporters.tflite import export_tflite
-
-    out = tmp_path_factory.mktemp("refusals")
-    export_onnx(small_weights, out / "m.onnx")
-    export_savedmodel(small_weights, out / "sm")
-    export_tflite(small_weights, out / "m.tflite")
-    return out
 
 
 def _onnx(made: Path, tmp: Path, change: Callable[[onnx.ModelProto], None]) -> Path:

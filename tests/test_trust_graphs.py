@@ -27,13 +27,10 @@ from alexnet_export.graph import AlexNet
 from converters.weights import AlexNetWeights
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory, small_weights: AlexNetWeights) -> Path:
-    out = tmp_path_factory.mktemp("trust")
-    export_onnx(small_weights, out / "m.onnx")
-    export_savedmodel(small_weights, out / "sm")
-    export_tflite(small_weights, out / "m.tflite")
-    return out
+@pytest.fixture
+def artifacts(small_artifacts: Path) -> Path:
+    return small_artifacts
+
 
 
 def _one_line(result) -> str:
