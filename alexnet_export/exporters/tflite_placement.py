@@ -95,8 +95,8 @@ def _name(tensor: Any) -> str:
 
 def weight_slots(
     model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]
-) -> dict[int, tuple[int, Callable[[], np.ndarray]]]:
-    """Buffer index -> (byte length, a function making its bytes) from the layer arrays in ``params``.
+) -> dict[int, Slot]:
+    """Buffer index -> its :class:`Slot` (byte length, and a writer of its bytes) from the arrays in ``params``.
 
     Each buffer gets its array in the layout the model's op expects (conv OHWI, dense (out, in), split
     parts cut along O, fp16 as float16); made only when called, so a full-size model never holds a
@@ -110,7 +110,7 @@ def weight_slots(
     constants = [
         t for t in graph.tensors if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)
     ]
-    out: dict[int, tuple[int, Callable[[], np.ndarray]]] = {}
+    out: dict[int, Slot] = {}
     for name, (kernel, bias) in params.items():
         op = "Conv2D" if name in convs else "MatMul"
         kernels = sorted((t for t in constants if re.fullmatch(rf"{re.escape(name)}/{op}(_\d+)?", _name(t))), key=_name)
@@ -129,19 +129,34 @@ def weight_slots(
                 piece = whole[part * size : (part + 1) * size]
                 if list(tensor.shape) != list(piece.shape):
                     raise NotPlaceable(f"{_name(tensor)}: shape {list(tensor.shape)} != {list(piece.shape)}")
-                out[tensor.buffer] = (piece.size * dtype.itemsize, _maker(piece, dtype))
+                out[tensor.buffer] = Slot(piece, dtype)
     return out
 
 
-def _maker(piece: np.ndarray, dtype: np.dtype[Any]) -> Callable[[], np.ndarray]:
-    return lambda: np.ascontiguousarray(piece, dtype=dtype).reshape(-1).view(np.uint8)
+class Slot:
+    """One weight buffer: a view of the source array in the op's layout and the stored type, written on demand."""
+
+    def __init__(self, piece: np.ndarray, dtype: np.dtype[Any]) -> None:
+        self.piece = piece
+        self.dtype = dtype
+        self.length = piece.size * dtype.itemsize
+
+    def write(self, out: np.ndarray) -> None:
+        """Write the buffer's bytes into ``out`` (``length`` uint8s), cast and laid out, with no copy between."""
+        np.copyto(out.view(self.dtype).reshape(self.piece.shape), self.piece, casting="same_kind")
+
+    def make(self) -> np.ndarray:
+        """The buffer's bytes as a new uint8 array."""
+        out = np.empty(self.length, np.uint8)
+        self.write(out)
+        return out
 
 
 def weight_buffers(
     model: Any, params: dict[str, tuple[np.ndarray, np.ndarray]], convs: set[str]
 ) -> dict[int, np.ndarray]:
     """:func:`weight_slots`, made: buffer index -> its bytes."""
-    return {index: make() for index, (_, make) in weight_slots(model, params, convs).items()}
+    return {index: slot.make() for index, slot in weight_slots(model, params, convs).items()}
 
 
 class _Length:
@@ -154,16 +169,32 @@ class _Length:
         return self.length
 
 
-def _placed_buffer(length: int, make: Callable[[], np.ndarray]) -> Any:
-    """A schema ``BufferT`` whose bytes are made while it is packed and dropped right after."""
+def _create_vector_in_place(builder: Any, slot: Slot) -> int:
+    """``builder.CreateNumpyVector(slot.make())`` without making it: the bytes are written into the builder.
+
+    The same steps as flatbuffers' ``CreateNumpyVector`` for a uint8 array (``StartVector``, move the
+    head back by the length, fill, ``EndVector``), but the fill is :meth:`Slot.write` on a view of the
+    builder's own bytes: fc6's 151 MB is neither copied to a contiguous array nor to ``bytes`` first.
+    """
+    builder.StartVector(1, slot.length, 1)
+    builder.head = builder.head - slot.length
+    view = np.frombuffer(builder.Bytes, np.uint8, count=slot.length, offset=builder.Head())
+    slot.write(view)
+    del view  # a live export of the bytearray would stop the builder from growing it
+    builder.vectorNumElems = slot.length
+    return int(builder.EndVector())
+
+
+def _placed_buffer(slot: Slot) -> Any:
+    """A schema ``BufferT`` whose bytes are written straight into the builder while it is packed."""
     schema = _schema()
 
     class Placed(schema.BufferT):  # type: ignore[name-defined]
         def materialize(self) -> np.ndarray:
-            return make()
+            return slot.make()
 
         def Pack(self, builder: Any) -> Any:
-            data = builder.CreateNumpyVector(make())
+            data = _create_vector_in_place(builder, slot)
             schema.BufferStart(builder)
             schema.BufferAddData(builder, data)
             schema.BufferAddOffset(builder, self.offset)
@@ -171,7 +202,7 @@ def _placed_buffer(length: int, make: Callable[[], np.ndarray]) -> Any:
             return schema.BufferEnd(builder)
 
     buffer = Placed()
-    buffer.data = _Length(length)
+    buffer.data = _Length(slot.length)
     return buffer
 
 
@@ -287,8 +318,8 @@ def placed_model(
 
     """
     model, _ = full_structure(weights, convert_small, graph_params)
-    for index, (length, make) in weight_slots(model, graph_params(weights), set(weights.arch.convs)).items():
-        model.buffers[index] = _placed_buffer(length, make)
+    for index, slot in weight_slots(model, graph_params(weights), set(weights.arch.convs)).items():
+        model.buffers[index] = _placed_buffer(slot)
     if _read_only_duplicates(model):
         raise NotPlaceable("two weight buffers are identical (the converter would merge them)")
     _refresh_conversion_metadata(model)
