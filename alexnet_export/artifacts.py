@@ -8,6 +8,7 @@ back and checked later without re-running the export.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from alexnet_export import __version__
 from converters.arch import Architecture, from_json, load_arch
 from converters.atomic import atomic_output, check_output
 from converters.errors import InputError
-from converters.weights import AlexNetWeights, file_sha256
+from converters.weights import AlexNetWeights, carry_sha256, file_sha256
 
 __all__ = [
     "MANIFEST_NAME",
@@ -98,6 +99,8 @@ def file_artifact(
         with atomic_output(out, force=force) as tmp:
             yield tmp
             files = {out.name: file_sha256(tmp)}
+            written = os.stat(tmp)
+        carry_sha256(out, files[out.name], written)  # verify's report hashes it next: not read again
         content = manifest(
             artifact=out, kind=kind, weights=weights, options=options, versions=versions, files=files
         )

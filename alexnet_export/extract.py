@@ -40,11 +40,6 @@ def _grouped(arch: Architecture, arrays: dict[str, list[np.ndarray]], name: str,
     return kernel
 
 
-def _finish(arrays: dict[str, list[np.ndarray]], path: Path, fmt: str, arch: Architecture) -> AlexNetWeights:
-    source = Source(str(path), file_sha256(path) if path.is_file() else "", fmt)
-    return build_weights(arrays, arch=arch, where=str(path), source=source)
-
-
 def stored_architecture(arch: Architecture) -> Architecture:
     """The architecture an artifact's weights are stored for: BatchNormalization folded where exact.
 
@@ -66,7 +61,10 @@ def folded_layers(arch: Architecture) -> tuple[tuple[str, str], ...]:
     return folded(arch).folded
 
 
-def from_savedmodel(path: Path, arch: Architecture) -> AlexNetWeights:
+Arrays = dict[str, list[np.ndarray]]
+
+
+def from_savedmodel(path: Path, arch: Architecture) -> Arrays:
     """The variables of a SavedModel written by ``npy2savedmodel``."""
     import tensorflow as tf
 
@@ -80,15 +78,16 @@ def from_savedmodel(path: Path, arch: Architecture) -> AlexNetWeights:
         except Exception:
             raise WeightsError(f"{path}: expected variable {name}/kernel and {name}/bias, received none") from None
         arrays[name] = [_grouped(arch, arrays, name, kernel) if name in arch.convs else kernel, bias]
-    return _finish(arrays, path, "savedmodel", arch)
+    return arrays
 
 
-def from_onnx(path: Path, arch: Architecture) -> AlexNetWeights:
+def from_onnx(path: Path, arch: Architecture) -> Arrays:
     """The initializers of an ONNX file written by ``npy2onnx``, in canonical layout."""
-    import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    from alexnet_export.trust import load_onnx
+
+    model = load_onnx(path)  # checked; inside trust.parsed_once() the model verify's other checks parsed
     props = {prop.key: prop.value for prop in model.metadata_props}
     stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     arrays: dict[str, list[np.ndarray]] = {}
@@ -112,14 +111,14 @@ def from_onnx(path: Path, arch: Architecture) -> AlexNetWeights:
             if order == "hwc":
                 kernel = fc6_rows_chw_to_hwc(kernel, grid)
         arrays[name] = [kernel, bias]
-    return _finish(arrays, path, "onnx", arch)
+    return arrays
 
 
-def from_tflite(path: Path, arch: Architecture) -> AlexNetWeights:
+def from_tflite(path: Path, arch: Architecture) -> Arrays:
     """The constant tensors of an fp32 ``.tflite`` written by ``npy2tflite``, in canonical layout.
 
     Read from the flatbuffer with the schema's generated reader: the arrays are views of the file's
-    bytes (no interpreter, no copy until the layout is undone).
+    bytes (no interpreter); the dense kernels' ``(out, in) -> (in, out)`` is a transposed view, not a copy.
 
     Raises:
         WeightsError: a layer's tensors are missing or not float32 (a quantised file).
@@ -153,8 +152,8 @@ def from_tflite(path: Path, arch: Architecture) -> AlexNetWeights:
             kernel = _grouped(arch, arrays, name, np.concatenate([p.transpose(1, 2, 3, 0) for p in parts], axis=3))
         else:
             kernel = parts[0].T  # (out, in) -> (in, out)
-        arrays[name] = [np.ascontiguousarray(kernel), _as_float32(biases[0], path).copy()]
-    return _finish(arrays, path, "tflite", arch)
+        arrays[name] = [kernel, _as_float32(biases[0], path)]
+    return arrays
 
 
 def _as_float32(constant: tuple[str, tuple[int, ...], str, np.ndarray], path: Path) -> np.ndarray:
@@ -165,12 +164,11 @@ def _as_float32(constant: tuple[str, tuple[int, ...], str, np.ndarray], path: Pa
     return data.view("<f4").reshape(shape)
 
 
-def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -> AlexNetWeights:
-    """The canonical weights stored in the artifact at ``path``.
+def stored_arrays(path: str | os.PathLike[str], *, arch: Architecture | None = None) -> tuple[Arrays, Architecture]:
+    """The weight arrays stored in the artifact at ``path``, in canonical shapes, and their architecture.
 
-    Args:
-        path: a SavedModel folder, ``.onnx`` or fp32 ``.tflite``.
-        arch: the source architecture (default: the one the artifact records, else bvlc-alexnet).
+    Not validated and not copied where a view will do (a TFLite dense kernel is a transposed view of the
+    file's bytes): what ``verify`` compares with the source. :func:`extract` makes a weight set of them.
 
     Raises:
         InputError: not an artifact this toolkit writes, or its weights are missing or quantised.
@@ -187,8 +185,29 @@ def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -
     graph_arch = stored_architecture(source_arch)
     readers = {"savedmodel": from_savedmodel, "onnx": from_onnx, "tflite": from_tflite}
     try:
-        return readers[fmt](target, graph_arch)
+        return readers[fmt](target, graph_arch), graph_arch
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"{target}: cannot read weights from this {fmt} artifact ({exc})") from None
+
+
+def extract(path: str | os.PathLike[str], *, arch: Architecture | None = None) -> AlexNetWeights:
+    """The canonical weights stored in the artifact at ``path``.
+
+    Args:
+        path: a SavedModel folder, ``.onnx`` or fp32 ``.tflite``.
+        arch: the source architecture (default: the one the artifact records, else bvlc-alexnet).
+
+    Raises:
+        InputError: not an artifact this toolkit writes, or its weights are missing or quantised.
+
+    """
+    from alexnet_export.runtimes import detect_format
+    from alexnet_export.trust import parsed_once
+
+    target = Path(path)
+    with parsed_once():  # one parse of an ONNX file for its check, metadata and weights
+        arrays, graph_arch = stored_arrays(target, arch=arch)
+        source = Source(str(target), file_sha256(target) if target.is_file() else "", detect_format(target))
+        return build_weights(arrays, arch=graph_arch, where=str(target), source=source)

@@ -78,6 +78,18 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def carry_sha256(path: str | os.PathLike[str], digest: str, before: os.stat_result) -> None:
+    """Remember ``digest`` for ``path``, which a rename just moved there from where ``before`` was taken.
+
+    A rename changes a file's ctime, so :func:`file_sha256` would read the renamed file again; the
+    digest carries over only if device, inode, size and modification time are still ``before``'s.
+    """
+    after = os.stat(path)
+    same = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns)
+    if same == (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns):
+        _DIGESTS[(*same, after.st_ctime_ns)] = digest
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
     """Kernel and bias of one layer (read-only float32 arrays)."""

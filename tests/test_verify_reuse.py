@@ -1,0 +1,82 @@
+"""What verify and export no longer repeat (issue 17): each shortcut gives the same answer as the long way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from alexnet_export import trust  # noqa: E402
+from alexnet_export.verify import TILE, bit_equal, make_inputs, verify, weight_check  # noqa: E402
+from converters.weights import AlexNetWeights, carry_sha256, file_sha256  # noqa: E402
+
+
+def test_bit_equal_compares_strided_views_block_by_block_and_bit_by_bit() -> None:
+    rng = np.random.default_rng(0)
+    mine = rng.standard_normal((TILE * 2 + 37, TILE + 5)).astype(np.float32)
+    stored = np.ascontiguousarray(mine.T)  # what a TFLite file holds: (out, in)
+    assert bit_equal(stored.T, mine)
+    for row, col in ((0, 0), (TILE * 2 + 36, TILE + 4), (TILE + 1, 3)):  # first, last and an inner block
+        changed = stored.copy()
+        changed[col, row] = np.nextafter(changed[col, row], np.float32(np.inf))
+        assert not bit_equal(changed.T, mine), (row, col)
+    zeros, negative = np.zeros((TILE + 1, TILE + 1), np.float32), np.zeros((TILE + 1, TILE + 1), np.float32)
+    negative[TILE, TILE] = -0.0
+    assert not bit_equal(negative.T, zeros)  # equal as numbers, not as bits
+
+
+def test_weight_check_finds_one_changed_value_in_a_tflite_dense_kernel(
+    tmp_path: Path, small_weights: AlexNetWeights, small_artifacts: Path
+) -> None:
+    path = tmp_path / "m.tflite"
+    shutil.copy(small_artifacts / "m.tflite", path)
+    assert weight_check(path, "tflite", "fp32", small_weights).status == "bit-exact"
+    kernel = small_weights["fc7"].kernel
+    data = bytearray(path.read_bytes())
+    at = data.find(np.ascontiguousarray(kernel.T).tobytes()[:64])  # fc7's (out, in) bytes begin here
+    assert at > 0
+    data[at + 4 * 7 : at + 4 * 8] = np.float32(kernel.T.reshape(-1)[7] + 1).tobytes()
+    path.write_bytes(bytes(data))
+    check = weight_check(path, "tflite", "fp32", small_weights)
+    assert check.status == "mismatch" and check.mismatches == ("fc7/kernel (1 values differ, max 1)",)
+
+
+def test_verify_parses_an_onnx_file_once_and_lets_it_go(
+    small_weights: AlexNetWeights, small_artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[Path] = []
+    real = trust._load_onnx
+
+    def counting(path: Path) -> object:
+        parsed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(trust, "_load_onnx", counting)
+    monkeypatch.setattr(trust, "_PASSED", set())  # as in a fresh process
+    inputs = make_inputs(count=2, spec=small_weights.arch.input, fixtures=False)
+    report = verify([small_artifacts / "m.onnx"], small_weights, inputs=inputs, device="cpu", include_graph=False)
+    assert report.exit_code == 0, report.problems
+    assert [c.status for c in report.weights] == ["bit-exact"]
+    assert parsed == [small_artifacts / "m.onnx"]  # metadata, structure and weights from one parse
+    assert trust._KEPT is None  # and nothing is kept once verify is done
+
+
+def test_a_renamed_file_keeps_its_digest_and_a_rewritten_one_is_hashed_again(tmp_path: Path) -> None:
+    first = tmp_path / "a.bin"
+    first.write_bytes(b"x" * 100)
+    digest = file_sha256(first)
+    before = os.stat(first)
+    moved = tmp_path / "b.bin"
+    os.rename(first, moved)
+    carry_sha256(moved, digest, before)
+    assert file_sha256(moved) == digest
+    moved.write_bytes(b"y" * 100)  # same size, new content: the modification time moves on
+    os.utime(moved, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+    assert file_sha256(moved) != digest
+    carry_sha256(moved, digest, before)  # a stale stat does not carry the old digest over
+    assert file_sha256(moved) != digest
