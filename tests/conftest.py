@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from converters.synthetic import synthesize
 from converters.weights import AlexNetWeights
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The small TFLite conversions are cached in a folder of this run's own (inherited by CLI subprocesses),
+# never in the user's ~/.cache; tests of the cache itself point it elsewhere.
+if "ALEXNET_EXPORT_CACHE" not in os.environ:
+    os.environ["ALEXNET_EXPORT_CACHE"] = tempfile.mkdtemp(prefix="alexnet-export-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ALEXNET_EXPORT_CACHE"], True)
 
 BGR_MEAN = PRESETS["bvlc-alexnet"].input.mean
 SMALL = {"seed": 3, "width_divisor": 8, "num_classes": 17}

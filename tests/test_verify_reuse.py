@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from alexnet_export import trust  # noqa: E402
-from alexnet_export.verify import TILE, bit_equal, make_inputs, verify, weight_check  # noqa: E402
-from converters.weights import AlexNetWeights, carry_sha256, file_sha256  # noqa: E402
+from alexnet_export import trust
+from alexnet_export.verify import TILE, bit_equal, make_inputs, verify, weight_check
+from converters.weights import AlexNetWeights, carry_sha256, file_sha256
 
 
 def test_bit_equal_compares_strided_views_block_by_block_and_bit_by_bit() -> None:

@@ -1,0 +1,91 @@
+"""The small TFLite conversions placement starts from are cached on disk, and only trusted when private and valid."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from alexnet_export.exporters import tflite
+from alexnet_export.exporters.tflite import TFLiteOptions, cache_dir, convert
+from converters.synthetic import synthesize
+from converters.weights import AlexNetWeights
+
+
+@pytest.fixture(scope="module")
+def quarter() -> AlexNetWeights:
+    """Wide enough for placement's smaller widths (the width/8 set is not)."""
+    return synthesize(seed=5, width_divisor=4, num_classes=10)
+
+
+@pytest.fixture()
+def counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+    """A fresh cache folder and process memory; the converter runs counted."""
+    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(tflite, "_SMALL", {})
+    calls: list[Any] = []
+    real = tflite._convert_with_converter
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        if kwargs.get("savedmodel") is None:  # not its own second step
+            calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tflite, "_convert_with_converter", counting)
+    return calls
+
+
+def test_a_second_process_places_from_the_cache_with_the_same_bytes(
+    counted: list[Any], quarter: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = bytes(convert(quarter, TFLiteOptions()))
+    assert [w.widths["conv1"] for w in counted] == [6, 12]  # the two small widths, not the full one (24)
+    entries = sorted((tmp_path / "cache" / "tflite-structure").iterdir())
+    assert len(entries) == 2 and all(e.stat().st_mode & 0o077 == 0 for e in entries)
+    monkeypatch.setattr(tflite, "_SMALL", {})  # as a new process would start
+    assert bytes(convert(quarter, TFLiteOptions())) == first
+    assert len(counted) == 2  # nothing converted again
+    bytes(convert(quarter, TFLiteOptions(precision="fp16")))
+    assert len(counted) == 4  # other options are other entries
+
+
+def test_a_corrupt_or_foreign_entry_is_converted_again(
+    counted: list[Any], quarter: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = bytes(convert(quarter, TFLiteOptions()))
+    garbage, foreign = sorted((tmp_path / "cache" / "tflite-structure").iterdir())
+    garbage.write_bytes(b"TFL3 but not a flatbuffer")
+    os.chmod(foreign, 0o666)  # writable by anyone: not trusted
+    monkeypatch.setattr(tflite, "_SMALL", {})
+    assert bytes(convert(quarter, TFLiteOptions())) == first
+    assert len(counted) == 4  # both converted again
+    assert garbage.read_bytes()[4:8] == b"TFL3" and len(garbage.read_bytes()) > 1000  # and rewritten
+
+
+def test_the_cache_is_off_or_refused_unless_it_is_a_private_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(tflite.CACHE_ENV, "off")
+    assert cache_dir() is None
+    shared = tmp_path / "shared"
+    (shared / "tflite-structure").mkdir(parents=True)
+    os.chmod(shared / "tflite-structure", 0o777)
+    monkeypatch.setenv(tflite.CACHE_ENV, str(shared))
+    assert cache_dir() is None
+    real = tmp_path / "real"
+    (real / "tflite-structure").mkdir(parents=True)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "tflite-structure").symlink_to(real / "tflite-structure")
+    monkeypatch.setenv(tflite.CACHE_ENV, str(linked))
+    assert cache_dir() is None
+    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "fresh"))
+    made = cache_dir()
+    assert made == tmp_path / "fresh" / "tflite-structure" and made.stat().st_mode & 0o077 == 0
+    monkeypatch.delenv(tflite.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "alexnet-export" / "tflite-structure"
