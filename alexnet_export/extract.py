@@ -126,8 +126,9 @@ def from_tflite(path: Path, arch: Architecture) -> Arrays:
     """
     from ai_edge_litert import schema_py_generated as schema
 
-    buffer = path.read_bytes()
-    model = schema.Model.GetRootAs(buffer, 0)
+    from alexnet_export.trust import read_tflite
+
+    model = read_tflite(path)  # checked; inside trust.parsed_once() the bytes verify's structure check read
     graph = model.Subgraphs(0)
     kinds = {value: key for key, value in vars(schema.TensorType).items() if not key.startswith("_")}
     constants = []

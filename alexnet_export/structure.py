@@ -619,7 +619,7 @@ def check_structure(path: Path, fmt: str, weights: AlexNetWeights) -> StructureC
                 ]
             )
     else:
-        model = trust.check_tflite_model(path)
+        model = trust.read_tflite(path)
         content = tflite_content(model)
         expected, divisor = expected_tflite(weights, content)
         best = (content, compare_tflite(model, expected, divisor))

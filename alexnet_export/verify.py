@@ -448,23 +448,25 @@ def verify(
         (weights.arch.dumps(), False): oracle or background_oracle(weights, inputs)
     }
     checks: dict[Path, WeightCheck] = {}
-    with trust.parsed_once():  # an ONNX file is parsed once for its metadata, structure and weights
-        formats = {path: detect_format(path) for path in paths}
-        recorded = {path: artifact_architecture(path) for path in paths}
-        bound = {path: with_architecture(weights, recorded[path], path) for path in paths}
-        # Checked before anything loads them (exit 2 when refused); what they are is read from their content.
-        structures = {path: check_structure(path, formats[path], bound[path]) for path in paths}
-        for path in paths:
+    formats = {path: detect_format(path) for path in paths}
+    recorded: dict[Path, Architecture] = {}
+    bound: dict[Path, AlexNetWeights] = {}
+    structures: dict[Path, StructureCheck] = {}
+    # Every artifact is checked before any runtime loads one (exit 2 when refused), what it is read from
+    # its content, and its weights compared: one artifact at a time, its file read once (trust.parsed_once)
+    # and let go before the next is read.
+    for path in paths:
+        with trust.parsed_once():
+            recorded[path] = artifact_architecture(path)
+            bound[path] = with_architecture(weights, recorded[path], path)
+            check = check_structure(path, formats[path], bound[path])
             claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
             if claims:
-                check = structures[path]
-                structures[path] = replace(check, status="differs", differences=(*claims, *check.differences))
-        precisions = {path: structures[path].content.precision for path in paths}
-        embeds = {path: structures[path].content.embed_preprocessing for path in paths}
-        # Weights first, parsed ONNX models first of all, each let go before any runtime holds a copy.
-        for path in sorted(paths, key=lambda p: formats[p] != "onnx"):
-            checks[path] = weight_check(path, formats[path], precisions[path], bound[path])
-            trust.forget(path)
+                check = replace(check, status="differs", differences=(*claims, *check.differences))
+            structures[path] = check
+            checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
+    precisions = {path: structures[path].content.precision for path in paths}
+    embeds = {path: structures[path].content.embed_preprocessing for path in paths}
     fed = {False: inputs.images}  # what each kind of artifact is given, made once
 
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
