@@ -104,6 +104,17 @@ def interleaved(
     }
 
 
+def cache_variants(name: str, argv: list[Any], cache: Path) -> dict[str, list[Any]]:
+    """``argv`` twice: with the small-conversion cache off (a first run) and with ``cache``, warmed by one untimed run.
+
+    This checkout caches the two small TFLite conversions placement starts from; a first run on a
+    machine pays for them, later runs do not. Both are reported.
+    """
+    warm = ["env", f"ALEXNET_EXPORT_CACHE={cache}", *argv]
+    subprocess.run([str(a) for a in warm], check=True, capture_output=True)
+    return {f"{name} (no cache)": ["env", "ALEXNET_EXPORT_CACHE=off", *argv], f"{name} (cache warm)": warm}
+
+
 def weights_parser(runs: int = 5, *, baseline: bool = False) -> argparse.ArgumentParser:
     """The arguments every weights benchmark takes: an optional WEIGHTS file, --runs, and --baseline DIR."""
     parser = argparse.ArgumentParser()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import FROM_CHECKOUT, interleaved, report, weights_file, weights_parser
+from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, weights_file, weights_parser
 
 HERE = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -57,12 +57,13 @@ def main() -> None:
         outs = {p: Path(tmp) / f"{p}.tflite" for p in args.precisions.split(",")}
         print(f"full-size weights, {args.runs} interleaved runs each, medians")
         for precision, out in outs.items():
+            mine = [
+                *(cli, "npy2tflite", weights, out, "--precision", precision),
+                *("--check-images", "0", "--force", "--quiet"),
+            ]
             commands = {
                 "direct TFLiteConverter [anchor]": [sys.executable, HERE / "direct_tflite.py", weights, out, precision],
-                f"npy2tflite --precision {precision}": [
-                    *(cli, "npy2tflite", weights, out, "--precision", precision),
-                    *("--check-images", "0", "--force", "--quiet"),
-                ],
+                **cache_variants(f"npy2tflite {precision}", mine, Path(tmp) / "cache"),
             }
             if args.baseline is not None:
                 commands[f"baseline checkout: npy2tflite {precision}"] = [

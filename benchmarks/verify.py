@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-from _measure import FROM_CHECKOUT, interleaved, report
+from _measure import FROM_CHECKOUT, cache_variants, interleaved, report
 
 
 def main() -> None:
@@ -26,8 +27,11 @@ def main() -> None:
     commands = {
         f"checkout {d}: verify": [sys.executable, "-c", FROM_CHECKOUT, d.resolve(), *verify] for d in args.baseline
     }
-    commands["this checkout: verify"] = [Path(sys.executable).parent / "alexnet-export", *verify]
-    rows = interleaved(commands, runs=args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        commands |= cache_variants(
+            "this checkout: verify", [Path(sys.executable).parent / "alexnet-export", *verify], Path(tmp) / "cache"
+        )
+        rows = interleaved(commands, runs=args.runs)
     print(f"full-size artifacts, {args.runs} interleaved runs, medians")
     report("verify of every artifact in the folder (whole processes)", rows, next(iter(commands)))
 
