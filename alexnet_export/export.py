@@ -59,7 +59,8 @@ def _relabel(report: Report, old: str, new: str) -> Report:
     rows = tuple(replace(row, artifact=row.artifact.replace(old, new, 1)) for row in report.rows)
     checks = tuple(replace(check, artifact=check.artifact.replace(old, new, 1)) for check in report.weights)
     artifacts = {key.replace(old, new, 1): value for key, value in report.artifacts.items()}
-    return replace(report, rows=rows, weights=checks, artifacts=artifacts)
+    structures = tuple(replace(check, artifact=check.artifact.replace(old, new, 1)) for check in report.structures)
+    return replace(report, rows=rows, weights=checks, artifacts=artifacts, structures=structures)
 
 
 def export_all(

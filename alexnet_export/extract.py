@@ -89,7 +89,8 @@ def from_onnx(path: Path, arch: Architecture) -> Arrays:
 
     model = load_onnx(path)  # checked; inside trust.parsed_once() the model verify's other checks parsed
     props = {prop.key: prop.value for prop in model.metadata_props}
-    stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    base = str(path.parent)  # external data (confined to this folder by the trust check) is read from here
+    stored = {tensor.name: numpy_helper.to_array(tensor, base) for tensor in model.graph.initializer}
     arrays: dict[str, list[np.ndarray]] = {}
     dense = first_dense(arch)
     for name in arch.layer_names:

@@ -91,6 +91,9 @@ def test_export_writes_everything_and_passes(exported) -> None:
     assert manifest["artifacts"] == ["savedmodel", "alexnet.onnx", "alexnet_fp32.tflite", "alexnet_int8.tflite"]
     assert "report.json" in manifest["files"] and manifest["passed"] is True
     assert "| passed |" in (out / "report.md").read_text()
+    named = [r["artifact"] for r in content["rows"] if r["format"] != "graph"] + [c["artifact"] for c in content["structure"]]
+    named += [c["artifact"] for c in content["weights"]] + list(content["artifacts"])
+    assert all(Path(name).parent == out for name in named), named  # the folder's name, not its temporary one
 
 
 def _verify(paths: list[Path], weights: AlexNetWeights, **kwargs):

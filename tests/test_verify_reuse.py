@@ -80,3 +80,19 @@ def test_a_renamed_file_keeps_its_digest_and_a_rewritten_one_is_hashed_again(tmp
     assert file_sha256(moved) != digest
     carry_sha256(moved, digest, before)  # a stale stat does not carry the old digest over
     assert file_sha256(moved) != digest
+
+
+def test_extract_reads_onnx_external_data_beside_the_model_from_any_working_folder(
+    tmp_path: Path, small_weights: AlexNetWeights, small_artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+
+    from alexnet_export.extract import extract
+
+    model = onnx.load(str(small_artifacts / "m.onnx"))
+    onnx.external_data_helper.convert_model_to_external_data(model, location="m.data", size_threshold=0)
+    (tmp_path / "model").mkdir()
+    onnx.save(model, str(tmp_path / "model" / "m.onnx"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert extract(tmp_path / "model" / "m.onnx").bit_equal(small_weights)
