@@ -220,9 +220,19 @@ def _architecture(arch: str | None, profile: str | None = None) -> Any:
 
 
 def _prepare(
-    weights: Path, outputs: list[Path], *, force: bool, allow_cast: bool, quiet: bool, arch: Any = None
+    weights: Path,
+    outputs: list[Path],
+    *,
+    force: bool,
+    allow_cast: bool,
+    quiet: bool,
+    arch: Any = None,
+    tensorflow: bool = True,
 ) -> tuple[Any, Any]:
     """The shared start of every export command: refuse existing outputs, read the weights, import TF.
+
+    ``tensorflow=False`` leaves TensorFlow to be imported where it is needed (a placed TFLite export
+    from cached small conversions does not need it).
 
     Returns:
         The weights and the progress reporter.
@@ -237,8 +247,9 @@ def _prepare(
     progress = Progress(quiet=quiet)
     with progress.step(f"reading {weights}"):
         loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
+    if tensorflow:
+        with progress.step("loading TensorFlow"):
+            import_tensorflow()
     return loaded, progress
 
 
@@ -328,7 +339,7 @@ def npy2tflite(
     Exits 1 when the accuracy misses the precision's declared tolerance (the file is still written).
     """
     from alexnet_export.artifacts import sidecar_manifest_path
-    from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
+    from alexnet_export.exporters.tflite import PLACED_PRECISIONS, TFLiteOptions, export_tflite
 
     options = TFLiteOptions(
         precision=precision, calibration=None if calibration is None else str(calibration), groups=groups,
@@ -337,7 +348,10 @@ def npy2tflite(
     options.check()
     chosen = _architecture(arch, profile)
     outputs = [out, sidecar_manifest_path(out)]
-    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen)
+    loaded, progress = _prepare(
+        weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen,
+        tensorflow=options.precision not in PLACED_PRECISIONS,
+    )
     summary = export_tflite(loaded, out, options=options, force=force, progress=progress)
     typer.echo(
         f"wrote {out} (TFLite {options.precision}, {summary.size / 2**20:.1f} MiB, {loaded.arch.name}, "

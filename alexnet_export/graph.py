@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import tensorflow as tf
 
-from converters import groups as groups_mod
+from alexnet_export.stored import graph_params
 from converters.arch import (
     GROUP_MODES,
     LRN,
@@ -45,7 +45,6 @@ from converters.arch import (
     pool_pads,
     same_pads,
 )
-from converters.fold import fold_batchnorm, scale_shift
 from converters.weights import AlexNetWeights
 
 GroupMode = Literal["native", "split", "dense"]
@@ -87,31 +86,6 @@ def check_options(*, groups: str) -> None:
 
     """
     check_choice("--groups", groups, GROUP_MODES)
-
-
-def stored_kernel(arch: Architecture, name: str, kernel: np.ndarray, groups: str) -> np.ndarray:
-    """The kernel as the graph stores it: dense block-diagonal in ``dense`` mode, else grouped."""
-    if groups == "dense" and arch.groups_of(name) > 1:
-        return groups_mod.to_dense(kernel, arch.groups_of(name), name=name)
-    return kernel
-
-
-def graph_params(weights: AlexNetWeights, groups: str) -> tuple[Architecture, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The architecture the graph computes (BN folded where exact) and its arrays per layer.
-
-    Layers with weights give ``(kernel as stored, bias)``; a BN that stays gives ``(scale, offset)``.
-    """
-    graph_weights = fold_batchnorm(weights)
-    arch = graph_weights.arch
-    params = {
-        name: (stored_kernel(arch, name, layer.kernel, groups), layer.bias)
-        for name, layer in graph_weights.layers.items()
-    }
-    epsilons = {layer.name: layer.epsilon for layer in arch.layers if isinstance(layer, BatchNorm)}
-    for name, norm in graph_weights.norms.items():
-        scale, shift = scale_shift(norm, epsilons[name])
-        params[name] = (scale.astype(np.float32), shift.astype(np.float32))
-    return arch, params
 
 
 def _tf_padding(pads: tuple[tuple[int, int], tuple[int, int]], size: tuple[int, int], layer: Conv) -> Any:

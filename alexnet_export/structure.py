@@ -554,7 +554,7 @@ def expected_tflite(weights: AlexNetWeights, content: Content) -> tuple[Any, int
     """
     from alexnet_export.exporters import tflite_placement
     from alexnet_export.exporters.tflite import PLACED_PRECISIONS, TFLiteOptions, convert, convert_small
-    from alexnet_export.graph import graph_params
+    from alexnet_export.stored import graph_params
 
     options = TFLiteOptions(
         precision=content.precision, groups=content.groups, embed_preprocessing=content.embed_preprocessing

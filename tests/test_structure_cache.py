@@ -89,3 +89,52 @@ def test_the_cache_is_off_or_refused_unless_it_is_a_private_folder(
     monkeypatch.delenv(tflite.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "alexnet-export" / "tflite-structure"
+
+
+def test_model_hash_is_tensorflows(quarter: AlexNetWeights, small_weights: AlexNetWeights) -> None:
+    from tensorflow.lite.python import schema_py_generated as objects
+    from tensorflow.lite.python.util import get_model_hash
+
+    from alexnet_export.exporters.tflite_schema import model_hash
+
+    for weights, options in ((quarter, TFLiteOptions()), (small_weights, TFLiteOptions(precision="int8-dynamic"))):
+        model = objects.ModelT.InitFromPackedBuf(bytearray(convert(weights, options, placement=False)), 0)
+        assert model_hash(model) == int(get_model_hash(model))
+    model.subgraphs[0].tensors[0].shape[0] += 1  # the shape of one tensor is part of the hash
+    assert model_hash(model) == int(get_model_hash(model))
+
+
+TF_FREE = """
+import sys
+sys.argv = ["alexnet-export", *sys.argv[1:]]
+from alexnet_export.cli import main
+try:
+    main()
+finally:
+    print("TENSORFLOW", "tensorflow" in sys.modules)
+"""
+
+
+def test_a_placed_tflite_export_from_the_cache_never_imports_tensorflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from converters.bvlc_npy import write_npy
+    from converters.synthetic import synthesize
+
+    source = tmp_path / "quarter.npy"  # wide enough for placement
+    write_npy(synthesize(seed=5, width_divisor=4, num_classes=10), source)
+    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "cache"))
+    outputs = []
+    for run in ("cold", "warm"):
+        out = tmp_path / f"{run}.tflite"
+        done = subprocess.run(
+            [sys.executable, "-c", TF_FREE, "npy2tflite", source, out, "--check-images", "2", "--quiet"],
+            capture_output=True, text=True, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append((done.stdout.splitlines()[-1], out.read_bytes()))
+    assert outputs[0][0] == "TENSORFLOW True" and outputs[1][0] == "TENSORFLOW False"
+    assert outputs[0][1] == outputs[1][1]  # and the same file

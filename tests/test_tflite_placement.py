@@ -11,7 +11,7 @@ import pytest
 
 from alexnet_export.exporters import tflite_placement
 from alexnet_export.exporters.tflite import TFLiteOptions, convert
-from alexnet_export.graph import graph_params
+from alexnet_export.stored import graph_params
 from converters.arch import PRESETS
 from converters.synthetic import synthesize
 from converters.weights import AlexNetWeights, build_weights

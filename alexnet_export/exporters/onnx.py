@@ -461,7 +461,7 @@ def build(
         InputError: an unknown option value.
 
     """
-    from alexnet_export.graph import graph_params
+    from alexnet_export.stored import graph_params
 
     options.check()
     arch, params = graph_params(weights, "native")

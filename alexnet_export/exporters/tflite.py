@@ -140,7 +140,7 @@ def convert(
     options.check()
     if placement and options.precision in PLACED_PRECISIONS:
         from alexnet_export.exporters import tflite_placement
-        from alexnet_export.graph import graph_params
+        from alexnet_export.stored import graph_params
 
         try:
             model = tflite_placement.placed_model(
@@ -162,12 +162,10 @@ MAX_CACHED_BYTES = 16 * 2**20  # a small conversion is ~1 MB
 
 def small_key(small: AlexNetWeights, options: TFLiteOptions) -> str:
     """What a small conversion depends on, hashed: toolkit and TensorFlow versions, architecture, options, arrays."""
-    import tensorflow as tf
-
     from alexnet_export import __version__
 
     digest = hashlib.sha256()
-    for part in (__version__, tf.__version__, small.arch.dumps(), repr(sorted(asdict(options).items()))):
+    for part in (__version__, _tensorflow_version(), small.arch.dumps(), repr(sorted(asdict(options).items()))):
         digest.update(part.encode() + b"\0")
     for layer in small.layers.values():
         for array in (layer.kernel, layer.bias):
@@ -280,6 +278,9 @@ def _convert_with_converter(
         savedmodel: an existing SavedModel of ``weights`` with these options.
 
     """
+    from alexnet_export.cli import import_tensorflow
+
+    import_tensorflow()  # only here: placed fp32/fp16 exports from cached small conversions never need it
     import tensorflow as tf
 
     options.check()
@@ -361,7 +362,12 @@ def export_tflite(
     return TFLiteSummary(out, len(flatbuffer), calibration.description if calibration else None)
 
 
-def _versions() -> dict[str, str]:
-    import tensorflow as tf
+def _tensorflow_version() -> str:
+    """The installed TensorFlow's version, read from its metadata (placed exports never import it)."""
+    import importlib.metadata
 
-    return {"tensorflow": tf.__version__, "numpy": np.__version__}
+    return importlib.metadata.version("tensorflow")
+
+
+def _versions() -> dict[str, str]:
+    return {"tensorflow": _tensorflow_version(), "numpy": np.__version__}

@@ -5,7 +5,8 @@ the 244 MB flatbuffer in Python), while the structure is the same at any width. 
 
 1. The converter runs twice on the same architecture at two small widths (hidden widths divided by
    ``d1`` and ``d2``, e.g. 16 and 8), with arbitrary distinct weights. Each gives a ``ModelT`` (the
-   schema's generated object API, ``tensorflow.lite.python.schema_py_generated``).
+   schema's generated object API, TensorFlow's ``schema_py_generated``, loaded by
+   :mod:`alexnet_export.exporters.tflite_schema` without importing TensorFlow).
 2. The two models are walked side by side. Everything must be equal except numbers that depend on the
    width: tensor shapes, a Reshape's target shape. Such a number is ``p + q / d`` (every AlexNet width
    is linear in ``1/d``), so the two points give its value at full width (``d = 1``), which must be a
@@ -17,8 +18,8 @@ the 244 MB flatbuffer in Python), while the structure is the same at any width. 
    proven on the small model first: the small weights, placed the same way, must give the converter's
    own buffers bit for bit, or the caller falls back.
 4. The model is packed with the same object API the converter's last pass (buffer deduplication) uses,
-   so the bytes are those the converter writes; if two read-only buffers would be identical (which the
-   converter would merge), the caller falls back.
+   so the bytes are those the converter writes (the structure hash in CONVERSION_METADATA recomputed);
+   if two read-only buffers would be identical (which the converter would merge), the caller falls back.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class NotPlaceable(Exception):
 
 
 def _schema() -> Any:
-    from tensorflow.lite.python import schema_py_generated as schema
+    from alexnet_export.exporters.tflite_schema import schema
 
-    return schema
+    return schema()
 
 
 def _extrapolate(a: Any, b: Any, d1: int, d2: int, where: str) -> Any:
@@ -317,26 +318,15 @@ def placed_model(
         NotPlaceable: see :func:`full_structure`; or two weight buffers would be identical.
 
     """
+    from alexnet_export.exporters.tflite_schema import refresh_conversion_metadata
+
     model, _ = full_structure(weights, convert_small, graph_params)
     for index, slot in weight_slots(model, graph_params(weights), set(weights.arch.convs)).items():
         model.buffers[index] = _placed_buffer(slot)
     if _read_only_duplicates(model):
         raise NotPlaceable("two weight buffers are identical (the converter would merge them)")
-    _refresh_conversion_metadata(model)
+    refresh_conversion_metadata(model)
     return model
-
-
-def _refresh_conversion_metadata(model: Any) -> None:
-    """Recompute the structure hash in CONVERSION_METADATA as the converter does for the full-size model."""
-    from tensorflow.lite.python import conversion_metadata_schema_py_generated as metadata_schema
-    from tensorflow.lite.python.util import get_model_hash, populate_conversion_metadata
-
-    for meta in model.metadata or []:
-        if meta.name == b"CONVERSION_METADATA":
-            data = bytearray(np.asarray(model.buffers[meta.buffer].data).tobytes())
-            content = metadata_schema.ConversionMetadataT.InitFromPackedBuf(data, 0)
-            content.environment.modelHash = get_model_hash(model)
-            populate_conversion_metadata(model, content)
 
 
 def pack(model: Any) -> memoryview:
