@@ -795,14 +795,21 @@ def export(
     _check_verify_options(device=device, batch=batch, max_rel=None)
     _check_reports(json_out, force=force)
     loaded, progress = _prepare(
-        weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch)
+        weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch),
+        tensorflow=False,
     )
     from alexnet_export.export import export_all
     from alexnet_export.labels import read_labels
+    from alexnet_export.verify import background_oracle, make_inputs
 
     names = read_labels(labels, loaded.num_classes) if labels is not None else None
+    inputs = make_inputs(count=batch, spec=loaded.arch.input)
+    oracle = background_oracle(loaded, inputs)  # numpy, on the second core while TensorFlow imports
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
     report = export_all(
-        loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names
+        loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names,
+        oracle=(inputs, oracle),
     )
     _write_reports(report, json_out, None, force=force)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")

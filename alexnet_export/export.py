@@ -24,7 +24,11 @@ from converters.errors import InputError
 from converters.weights import AlexNetWeights
 
 if TYPE_CHECKING:  # the exporters import TensorFlow; the CLI parses the plan before that
-    from alexnet_export.verify import Report
+    from concurrent.futures import Future
+
+    import numpy as np
+
+    from alexnet_export.verify import Inputs, Report
 
 FORMATS: tuple[str, ...] = ("savedmodel", "onnx", "tflite")
 
@@ -73,11 +77,13 @@ def export_all(
     force: bool = False,
     progress: Progress = QUIET,
     labels: tuple[str, ...] | None = None,
+    oracle: tuple[Inputs, Future[np.ndarray]] | None = None,
 ) -> Report:
     """Write every artifact of ``plan``, verify them, and write the report and manifest into ``out_dir``.
 
     The weights' architecture says what to build; ``labels`` (class names) go into the manifest,
-    where ``predict`` finds them.
+    where ``predict`` finds them. ``oracle``: the ``batch`` inputs and their :func:`background_oracle`,
+    when the caller started it earlier (the CLI does, before importing TensorFlow).
 
     Returns:
         The verify report, with artifact paths under ``out_dir``.
@@ -90,8 +96,10 @@ def export_all(
     from alexnet_export.verify import background_oracle, make_inputs, verify
 
     check_output(out_dir, force=force)
-    inputs = make_inputs(count=batch, spec=weights.arch.input)
-    oracle = background_oracle(weights, inputs)  # on the second core while TensorFlow exports
+    if oracle is None:
+        inputs = make_inputs(count=batch, spec=weights.arch.input)
+        oracle = (inputs, background_oracle(weights, inputs))  # on the second core while TensorFlow exports
+    inputs, logits = oracle
     with atomic_output(out_dir, force=force) as tmp:
         tmp.mkdir()
         names: list[str] = []
@@ -114,7 +122,7 @@ def export_all(
                 release_memory()
         with progress.step(f"verifying {len(names)} artifacts"):
             report = verify(
-                [tmp / name for name in names], weights, inputs=inputs, device=device, labels=labels, oracle=oracle
+                [tmp / name for name in names], weights, inputs=inputs, device=device, labels=labels, oracle=logits
             )
         report = _relabel(report, str(tmp), str(out_dir))
         (tmp / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
