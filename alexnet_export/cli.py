@@ -636,14 +636,16 @@ def verify(
     paths = _expand_artifacts(artifacts)
     chosen = _architecture(arch) or artifact_architecture(paths[0])
     loaded = read_weights(weights, arch=chosen)
-    import_tensorflow()
-    from alexnet_export.verify import make_inputs
+    from alexnet_export.verify import background_oracle, make_inputs
     from alexnet_export.verify import verify as run_verify
 
     inputs = make_inputs(count=batch, seed=seed, images_dir=images, spec=loaded.arch.input)
+    oracle = background_oracle(loaded, inputs)  # numpy, on the second core while TensorFlow imports
+    import_tensorflow()
     report = run_verify(
         paths, loaded, inputs=inputs, device=device, tf32=tf32, require_gpu=require_gpu,
         tolerance=_tolerance_overrides(max_rel=max_rel, atol=atol, rtol=rtol), reference_kernels=reference_kernels,
+        oracle=oracle,
     )
     _write_reports(report, json_out, markdown, force=force)
     raise typer.Exit(report.exit_code)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -76,6 +76,29 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]:  # unchanged while it was read
         _DIGESTS[key] = digest.hexdigest()
     return digest.hexdigest()
+
+
+def write_hashed(path: str | os.PathLike[str], pieces: Iterable[bytes | memoryview], *, chunk: int = 16 << 20) -> str:
+    """Write ``pieces`` to a new file at ``path`` and return its sha256, remembered for :func:`file_sha256`.
+
+    The digest is computed on a second thread while the bytes are written (hashlib and file writes
+    both release the GIL), so a manifest's sha256 of a 244 MB artifact costs no second read.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    digest = hashlib.sha256()
+    with ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-sha256") as hasher, open(path, "wb") as stream:
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            for start in range(0, len(view), chunk):
+                part = view[start : start + chunk]
+                hashed = hasher.submit(digest.update, part)  # one worker: the parts are hashed in order
+                stream.write(part)
+                hashed.result()
+    info = os.stat(path)
+    hexdigest = digest.hexdigest()
+    _DIGESTS[(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)] = hexdigest
+    return hexdigest
 
 
 def carry_sha256(path: str | os.PathLike[str], digest: str, before: os.stat_result) -> None:

@@ -96,3 +96,19 @@ def test_extract_reads_onnx_external_data_beside_the_model_from_any_working_fold
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert extract(tmp_path / "model" / "m.onnx").bit_equal(small_weights)
+
+
+def test_write_hashed_writes_the_pieces_and_knows_their_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    from converters import weights as weights_mod
+    from converters.weights import write_hashed
+
+    pieces = [b"head", np.arange(1000, dtype=np.float32).data, memoryview(b"tail" * 7)]
+    content = b"".join(bytes(memoryview(p).cast("B")) for p in pieces)
+    path = tmp_path / "f.bin"
+    digest = write_hashed(path, pieces, chunk=64)  # parts smaller than a piece
+    assert path.read_bytes() == content and digest == hashlib.sha256(content).hexdigest()
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    assert weights_mod._DIGESTS[key] == digest == file_sha256(path)  # remembered: not read again

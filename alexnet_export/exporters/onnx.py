@@ -38,7 +38,7 @@ from converters import groups as groups_mod
 from converters.arch import GROUP_MODES, LRN, Architecture, check_choice, first_dense, flatten_input
 from converters.errors import InputError
 from converters.layouts import fc6_rows_hwc_to_chw
-from converters.weights import AlexNetWeights
+from converters.weights import AlexNetWeights, write_hashed
 
 LAYOUTS: tuple[str, ...] = ("nhwc", "nchw")
 DEFAULT_OPSET = 17
@@ -405,16 +405,19 @@ def write_model(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray], 
     straight from the array's buffer. The file parses exactly as if the initializers were in the
     skeleton; no copy of the weights is made.
     """
-    with path.open("wb") as file:
-        file.write(skeleton.SerializeToString())
-        for name, array in initializers.items():
-            data = memoryview(_little_endian(array)).cast("B")  # type: ignore[arg-type]
-            header = _tensor_header(name, array).SerializeToString()
-            tensor_len = len(header) + 1 + len(_varint(data.nbytes)) + data.nbytes
-            graph_len = 1 + len(_varint(tensor_len)) + tensor_len
-            file.write(_TAG_GRAPH + _varint(graph_len) + _TAG_INITIALIZER + _varint(tensor_len) + header)
-            file.write(_TAG_RAW_DATA + _varint(data.nbytes))
-            file.write(data)
+    write_hashed(path, _records(skeleton, initializers))  # its sha256 made while writing, for the manifest
+
+
+def _records(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray]) -> Iterator[bytes | memoryview]:
+    yield skeleton.SerializeToString()
+    for name, array in initializers.items():
+        data = memoryview(_little_endian(array)).cast("B")  # type: ignore[arg-type]
+        header = _tensor_header(name, array).SerializeToString()
+        tensor_len = len(header) + 1 + len(_varint(data.nbytes)) + data.nbytes
+        graph_len = 1 + len(_varint(tensor_len)) + tensor_len
+        yield _TAG_GRAPH + _varint(graph_len) + _TAG_INITIALIZER + _varint(tensor_len) + header
+        yield _TAG_RAW_DATA + _varint(data.nbytes)
+        yield data
 
 
 def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:

@@ -37,7 +37,7 @@ from alexnet_export.progress import QUIET, Progress
 from alexnet_export.quiet import fds_silenced
 from converters.arch import GROUP_MODES, Architecture, check_choice, load_arch
 from converters.errors import InputError
-from converters.weights import AlexNetWeights
+from converters.weights import AlexNetWeights, write_hashed
 
 SIGNATURE_KEY = "serving_default"
 SYNTHETIC_CALIBRATION = 16  # images when no folder is given
@@ -358,7 +358,7 @@ def export_tflite(
             out, force=force, kind="tflite", weights=weights, options=asdict(options), versions=_versions(), extra=extra
         ) as tmp,
     ):
-        tmp.write_bytes(flatbuffer)
+        write_hashed(tmp, [flatbuffer])  # its sha256 made while writing, for the manifest
     return TFLiteSummary(out, len(flatbuffer), calibration.description if calibration else None)
 
 
