@@ -304,7 +304,9 @@ def npy2onnx(
     options.check()
     chosen = _architecture(arch, profile)
     outputs = [out, sidecar_manifest_path(out)]
-    loaded, progress = _prepare(weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen)
+    loaded, progress = _prepare(  # TensorFlow only if tf2onnx must convert the structure (not cached)
+        weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=chosen, tensorflow=False
+    )
     summary = export_onnx(loaded, out, options=options, force=force, progress=progress)
     counts = ", ".join(f"{op} {count}" for op, count in summary.nodes.items())
     typer.echo(

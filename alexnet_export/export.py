@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,33 @@ def _relabel(report: Report, old: str, new: str) -> Report:
     return replace(report, rows=rows, weights=checks, artifacts=artifacts, structures=structures)
 
 
+def merged(parts: list[Report], order: list[Path]) -> Report:
+    """One report of several ``verify`` runs on the same weights and inputs, artifacts in ``order``.
+
+    The canonical graph's rows come first, then each artifact's rows, weight check and structure.
+    """
+    from alexnet_export.verify import environment
+
+    if len(parts) == 1:
+        return parts[0]
+    by_artifact = {key: value for part in parts for key, value in part.artifacts.items()}
+    graph_rows = [row for part in parts for row in part.rows if row.format == "graph"]
+    rows = graph_rows + [row for path in order for part in parts for row in part.rows if row.artifact == str(path)]
+    weights = tuple(check for path in order for part in parts for check in part.weights if check.artifact == str(path))
+    structures = tuple(c for path in order for part in parts for c in part.structures if c.artifact == str(path))
+    first = parts[0]
+    tf32 = bool(first.environment.get("tf32", False))
+    return replace(
+        first,
+        rows=tuple(rows),
+        weights=weights,
+        structures=structures,
+        artifacts={str(path): by_artifact[str(path)] for path in order},
+        environment=environment(tf32, rows),
+        require_gpu=any(part.require_gpu for part in parts),
+    )
+
+
 def export_all(
     weights: AlexNetWeights,
     out_dir: Path,
@@ -91,7 +119,7 @@ def export_all(
     """
     from alexnet_export.exporters.onnx import export_onnx
     from alexnet_export.exporters.savedmodel import export_savedmodel
-    from alexnet_export.exporters.tflite import TFLiteOptions, export_tflite
+    from alexnet_export.exporters.tflite import PLACED_PRECISIONS, TFLiteOptions, export_tflite
     from alexnet_export.report import verify_markdown
     from alexnet_export.verify import background_oracle, make_inputs, verify
 
@@ -102,28 +130,42 @@ def export_all(
     inputs, logits = oracle
     with atomic_output(out_dir, force=force) as tmp:
         tmp.mkdir()
-        names: list[str] = []
-        savedmodel = None
-        if "savedmodel" in plan.formats:
-            savedmodel = tmp / "savedmodel"
+        names = [name for name in ("savedmodel", "alexnet.onnx") if name.split(".")[-1] in plan.formats]
+        if "tflite" in plan.formats:
+            names += [f"alexnet_{precision}.tflite" for precision in plan.precisions]
+        savedmodel = tmp / "savedmodel" if "savedmodel" in plan.formats else None
+        # TensorFlow keeps the memory of the 244 MB it allocates for the SavedModel in oneDNN's pool for
+        # the process (measured: 250 MiB not returned), so the artifacts whose runtimes are not TensorFlow
+        # are written and verified first, and the SavedModel and its TensorFlow rows come last: ONNX
+        # Runtime and LiteRT then never run on top of that pool. Only the TFLite converter (int8) needs
+        # the SavedModel first.
+        converter_needs_it = "tflite" in plan.formats and any(p not in PLACED_PRECISIONS for p in plan.precisions)
+        if savedmodel is not None and converter_needs_it:
             export_savedmodel(weights, savedmodel, progress=progress)
-            names.append("savedmodel")
             release_memory()
         if "onnx" in plan.formats:
             export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
-            names.append("alexnet.onnx")
             release_memory()
         if "tflite" in plan.formats:
             for precision in plan.precisions:
-                name = f"alexnet_{precision}.tflite"
                 options = TFLiteOptions(precision=precision)
-                export_tflite(weights, tmp / name, options=options, progress=progress, savedmodel=savedmodel)
-                names.append(name)
+                written = savedmodel if converter_needs_it else None
+                export_tflite(weights, tmp / f"alexnet_{precision}.tflite", options=options, progress=progress,
+                              savedmodel=written)
                 release_memory()
-        with progress.step(f"verifying {len(names)} artifacts"):
-            report = verify(
-                [tmp / name for name in names], weights, inputs=inputs, device=device, labels=labels, oracle=logits
-            )
+        check = partial(verify, weights=weights, inputs=inputs, device=device, labels=labels, oracle=logits)
+        early = [tmp / name for name in names if name != "savedmodel" or converter_needs_it]
+        parts = []
+        early_graph = savedmodel is None or converter_needs_it
+        if early or early_graph:
+            with progress.step(f"verifying {len(early)} artifacts"):
+                parts.append(check(early, include_graph=early_graph))
+        if savedmodel is not None and not converter_needs_it:
+            export_savedmodel(weights, savedmodel, progress=progress)
+            release_memory()
+            with progress.step("verifying the SavedModel and the canonical graph"):
+                parts.append(check([savedmodel], include_graph=True))
+        report = merged(parts, [tmp / name for name in names])
         report = _relabel(report, str(tmp), str(out_dir))
         (tmp / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
         (tmp / "report.md").write_text(verify_markdown(report))

@@ -1,4 +1,4 @@
-"""The small TFLite conversions placement starts from are cached on disk, and only trusted when private and valid."""
+"""The weightless structures (TFLite small conversions, tf2onnx's graph) are cached on disk, trusted only when private and valid."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from alexnet_export.cache import CACHE_ENV, cache_dir
 from alexnet_export.exporters import tflite
-from alexnet_export.exporters.tflite import TFLiteOptions, cache_dir, convert
+from alexnet_export.exporters.tflite import TFLiteOptions, convert
 from converters.synthetic import synthesize
 from converters.weights import AlexNetWeights
 
@@ -25,7 +26,7 @@ def quarter() -> AlexNetWeights:
 @pytest.fixture()
 def counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
     """A fresh cache folder and process memory; the converter runs counted."""
-    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(tflite, "_SMALL", {})
     calls: list[Any] = []
     real = tflite._convert_with_converter
@@ -69,26 +70,26 @@ def test_a_corrupt_or_foreign_entry_is_converted_again(
 def test_the_cache_is_off_or_refused_unless_it_is_a_private_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(tflite.CACHE_ENV, "off")
-    assert cache_dir() is None
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert cache_dir("tflite-structure") is None
     shared = tmp_path / "shared"
     (shared / "tflite-structure").mkdir(parents=True)
     os.chmod(shared / "tflite-structure", 0o777)
-    monkeypatch.setenv(tflite.CACHE_ENV, str(shared))
-    assert cache_dir() is None
+    monkeypatch.setenv(CACHE_ENV, str(shared))
+    assert cache_dir("tflite-structure") is None
     real = tmp_path / "real"
     (real / "tflite-structure").mkdir(parents=True)
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "tflite-structure").symlink_to(real / "tflite-structure")
-    monkeypatch.setenv(tflite.CACHE_ENV, str(linked))
-    assert cache_dir() is None
-    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "fresh"))
-    made = cache_dir()
+    monkeypatch.setenv(CACHE_ENV, str(linked))
+    assert cache_dir("tflite-structure") is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
+    made = cache_dir("tflite-structure")
     assert made == tmp_path / "fresh" / "tflite-structure" and made.stat().st_mode & 0o077 == 0
-    monkeypatch.delenv(tflite.CACHE_ENV)
+    monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "alexnet-export" / "tflite-structure"
+    assert cache_dir("tflite-structure") == tmp_path / "xdg" / "alexnet-export" / "tflite-structure"
 
 
 def test_model_hash_is_tensorflows(quarter: AlexNetWeights, small_weights: AlexNetWeights) -> None:
@@ -115,8 +116,9 @@ finally:
 """
 
 
-def test_a_placed_tflite_export_from_the_cache_never_imports_tensorflow(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("command", "suffix"), [("npy2tflite", ".tflite"), ("npy2onnx", ".onnx")])
+def test_an_export_from_the_cache_never_imports_tensorflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, suffix: str
 ) -> None:
     import subprocess
     import sys
@@ -126,15 +128,33 @@ def test_a_placed_tflite_export_from_the_cache_never_imports_tensorflow(
 
     source = tmp_path / "quarter.npy"  # wide enough for placement
     write_npy(synthesize(seed=5, width_divisor=4, num_classes=10), source)
-    monkeypatch.setenv(tflite.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     outputs = []
     for run in ("cold", "warm"):
-        out = tmp_path / f"{run}.tflite"
+        out = tmp_path / f"{run}{suffix}"
+        extra = ["--check-images", "2"] if command == "npy2tflite" else []
         done = subprocess.run(
-            [sys.executable, "-c", TF_FREE, "npy2tflite", source, out, "--check-images", "2", "--quiet"],
+            [sys.executable, "-c", TF_FREE, command, source, out, *extra, "--quiet"],
             capture_output=True, text=True, check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append((done.stdout.splitlines()[-1], out.read_bytes()))
     assert outputs[0][0] == "TENSORFLOW True" and outputs[1][0] == "TENSORFLOW False"
     assert outputs[0][1] == outputs[1][1]  # and the same file
+
+
+def test_a_cached_onnx_structure_that_is_not_one_is_converted_again(
+    small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from alexnet_export.exporters import onnx as onnx_exporter
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_exporter, "_STRUCTURES", {})
+    first, _ = onnx_exporter.build(small_weights)
+    (entry,) = (tmp_path / "cache" / "onnx-structure").iterdir()
+    for bad in (b"not a protobuf \xff\xff", b""):  # unreadable; and an empty model (no nodes)
+        entry.write_bytes(bad)
+        monkeypatch.setattr(onnx_exporter, "_STRUCTURES", {})
+        again, _ = onnx_exporter.build(small_weights)
+        assert again.SerializeToString() == first.SerializeToString()
+        assert entry.read_bytes() == onnx_exporter._STRUCTURES[next(iter(onnx_exporter._STRUCTURES))]

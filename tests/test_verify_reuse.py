@@ -112,3 +112,25 @@ def test_write_hashed_writes_the_pieces_and_knows_their_digest(tmp_path: Path) -
     info = os.stat(path)
     key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     assert weights_mod._DIGESTS[key] == digest == file_sha256(path)  # remembered: not read again
+
+
+def test_export_in_two_verify_passes_reports_what_one_verify_of_everything_reports(
+    tmp_path: Path, small_weights: AlexNetWeights
+) -> None:
+    from alexnet_export.export import export_all
+
+    out = tmp_path / "out"
+    report = export_all(small_weights, out)  # ONNX and TFLite verified before the SavedModel is written
+    names = ["savedmodel", "alexnet.onnx", "alexnet_fp32.tflite"]
+    inputs = make_inputs(count=8, spec=small_weights.arch.input)
+    single = verify([out / name for name in names], small_weights, inputs=inputs)
+
+    def rows(r: object) -> list[tuple[object, ...]]:
+        return [(x.artifact, x.runtime, x.device, x.status, x.metrics) for x in r.rows]  # type: ignore[attr-defined]
+
+    assert report.exit_code == 0 and rows(report) == rows(single)
+    assert [row.format for row in report.rows[:2]] == ["graph", "graph"]  # the canonical graph first
+    assert [(c.artifact, c.status) for c in report.weights] == [(c.artifact, c.status) for c in single.weights]
+    assert [(c.artifact, c.status) for c in report.structures] == [(c.artifact, c.status) for c in single.structures]
+    assert list(report.artifacts) == [str(out / name) for name in names] == list(single.artifacts)
+    assert report.environment == single.environment

@@ -33,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from alexnet_export import __version__
 from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
+from alexnet_export.cache import cached_bytes
 from alexnet_export.progress import QUIET, Progress
 from converters import groups as groups_mod
 from converters.arch import GROUP_MODES, LRN, Architecture, check_choice, first_dense, flatten_input
@@ -110,6 +111,9 @@ def convert_structure(
 
     Only shapes of the weights enter TensorFlow; the returned model has no weight data.
     """
+    from alexnet_export.cli import import_tensorflow
+
+    import_tensorflow()  # only here: with the structure cached, an ONNX export never needs it
     import tensorflow as tf
     import tf2onnx
 
@@ -155,14 +159,45 @@ def _cached_structure(
     """:func:`convert_structure`, once per process for an architecture, its shapes and options.
 
     The structure depends on the weights' shapes only, so ``verify``'s structural check of a file that
-    ``export`` just wrote reuses the conversion instead of running tf2onnx again.
+    ``export`` just wrote reuses the conversion instead of running tf2onnx again, and the next process
+    reads it from the structure cache (:mod:`alexnet_export.cache`): no tf2onnx and no TensorFlow.
     """
     key = (arch.dumps(), tuple((n, k.shape, b.shape) for n, (k, b) in params.items()), options)
     if key not in _STRUCTURES:
-        _STRUCTURES[key] = convert_structure(arch, params, options).SerializeToString()
+        _STRUCTURES[key] = cached_bytes(
+            "onnx-structure",
+            f"{structure_key(key)}.onnx",
+            lambda: convert_structure(arch, params, options).SerializeToString(),
+            _check_structure_bytes,
+        )
     model = onnx.ModelProto()
     model.ParseFromString(_STRUCTURES[key])
     return model
+
+
+def structure_key(key: tuple[object, ...]) -> str:
+    """The on-disk name of a structure: a digest of ``key`` and the versions of everything that made it."""
+    import hashlib
+    import importlib.metadata
+
+    from alexnet_export import __version__
+
+    parts = [__version__, *(importlib.metadata.version(p) for p in ("tensorflow", "tf2onnx", "onnx")), repr(key)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _check_structure_bytes(data: bytes, path: Path) -> None:
+    """A cached structure must parse and pass the ONNX trust check (no weights: those are its inputs)."""
+    from alexnet_export.trust import check_onnx_model
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:
+        raise InputError(f"{path}: not an ONNX model ({exc})") from None
+    if len(model.graph.initializer) > 64 or not model.graph.node:  # tf2onnx's few shape constants at most
+        raise InputError(f"{path}: not a weightless structure")
+    check_onnx_model(model, path)
 
 
 class _Graph:
@@ -422,7 +457,7 @@ def _records(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray]) -> 
 
 def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
     """The provenance written to ``metadata_props``; ``extract`` and ``verify`` read the layout facts back."""
-    import tf2onnx
+    import importlib.metadata
 
     source = weights.source
     arch = weights.arch
@@ -442,7 +477,7 @@ def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
             f"conv kernels OIHW (grouped: O x I/G x H x W); dense kernels (in, out) for Gemm; {dense} rows "
             + ("(c, h, w)" if options.layout == "nchw" else "(h, w, c)")
         ),
-        "alexnet_export.converter": f"tf2onnx {tf2onnx.__version__}",
+        "alexnet_export.converter": f"tf2onnx {importlib.metadata.version('tf2onnx')}",
     }
     if lrns:
         props["alexnet_export.lrn"] = "; ".join(

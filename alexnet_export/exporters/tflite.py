@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
+from alexnet_export.cache import cached_bytes
 from alexnet_export.parity import PRECISIONS
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, synthetic_images
 from alexnet_export.progress import QUIET, Progress
@@ -156,10 +156,6 @@ def convert(
 
 
 _SMALL: dict[str, bytes] = {}
-CACHE_ENV = "ALEXNET_EXPORT_CACHE"  # a folder for the small conversions, or "off"
-MAX_CACHED_BYTES = 16 * 2**20  # a small conversion is ~1 MB
-
-
 def small_key(small: AlexNetWeights, options: TFLiteOptions) -> str:
     """What a small conversion depends on, hashed: toolkit and TensorFlow versions, architecture, options, arrays."""
     from alexnet_export import __version__
@@ -177,82 +173,24 @@ def small_key(small: AlexNetWeights, options: TFLiteOptions) -> str:
     return digest.hexdigest()
 
 
-def cache_dir() -> Path | None:
-    """The folder of cached small conversions, or ``None`` when off or not safe to use.
-
-    ``$ALEXNET_EXPORT_CACHE`` (``off`` turns it off), else ``$XDG_CACHE_HOME/alexnet-export`` (default
-    ``~/.cache``), subfolder ``tflite-structure``. Used only if it is a real folder (not a link) owned by
-    this user and writable by no one else: what is in it becomes the structure every TFLite export
-    and verify is built from.
-    """
-    chosen = os.environ.get(CACHE_ENV, "")
-    if chosen.lower() in ("off", "0", "no", "false"):
-        return None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    root = Path(chosen) if chosen else base / "alexnet-export"
-    folder = root / "tflite-structure"
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(folder)
-    except OSError:
-        return None
-    private = info.st_uid == os.getuid() and not info.st_mode & 0o022
-    return folder if stat.S_ISDIR(info.st_mode) and private else None
-
-
-def _read_cached(path: Path) -> bytes | None:
-    """A cached conversion if it is a private regular file holding a TFLite flatbuffer the trust check passes."""
-    from alexnet_export.trust import check_tflite_bytes
-
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as stream:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return None
-        if info.st_size > MAX_CACHED_BYTES:
-            return None
-        data = stream.read()
-    try:
-        check_tflite_bytes(data, path)
-    except InputError:
-        return None
-    return data
-
-
-def _write_cached(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except OSError:  # a cache that cannot be written is no cache; the conversion stands
-        temporary.unlink(missing_ok=True)
-
-
 def convert_small(small: AlexNetWeights, options: TFLiteOptions) -> bytes:
     """The converter's output for one of placement's small, seeded weight sets: converted once.
 
     The small sets are a function of the architecture and widths (:func:`converters.synthetic.scaled_like`
     with fixed seeds), so the conversion is kept for the process (``export`` and the ``verify`` that
-    follows share it) and in :func:`cache_dir`, keyed by :func:`small_key`, for the next process. A cached
-    entry is used only if it passes the TFLite trust check; placement then proves the layout on it
-    bit for bit, so an entry that is not this conversion makes placement fall back to the converter.
+    follows share it) and on disk (:mod:`alexnet_export.cache`), keyed by :func:`small_key`, for the next
+    process. A cached entry is used only if it passes the TFLite trust check; placement then proves the
+    layout on it bit for bit, so an entry that is not this conversion makes placement fall back to the
+    converter.
     """
+    from alexnet_export.trust import check_tflite_bytes
+
     key = small_key(small, options)
-    if key in _SMALL:
-        return _SMALL[key]
-    folder = cache_dir()
-    data = _read_cached(folder / f"{key}.tflite") if folder is not None else None
-    if data is None:
-        data = _convert_with_converter(small, options)
-        if folder is not None:
-            _write_cached(folder / f"{key}.tflite", data)
-    _SMALL[key] = data
-    return data
+    if key not in _SMALL:
+        _SMALL[key] = cached_bytes(
+            "tflite-structure", f"{key}.tflite", lambda: _convert_with_converter(small, options), check_tflite_bytes
+        )
+    return _SMALL[key]
 
 
 def _convert_with_converter(
