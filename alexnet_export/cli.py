@@ -802,6 +802,8 @@ def export(
         weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch),
         tensorflow=False,
     )
+    from concurrent.futures import ThreadPoolExecutor
+
     from alexnet_export.export import export_all
     from alexnet_export.labels import read_labels
     from alexnet_export.verify import background_oracle, make_inputs
@@ -809,11 +811,12 @@ def export(
     names = read_labels(labels, loaded.num_classes) if labels is not None else None
     inputs = make_inputs(count=batch, spec=loaded.arch.input)
     oracle = background_oracle(loaded, inputs)  # numpy, on the second core while TensorFlow imports
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
+    importing = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-import")
+    tensorflow = importing.submit(import_tensorflow)  # while ONNX and TFLite are written and verified
+    importing.shutdown(wait=False)
     report = export_all(
         loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names,
-        oracle=(inputs, oracle),
+        oracle=(inputs, oracle), tensorflow=tensorflow,
     )
     _write_reports(report, json_out, None, force=force)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")

@@ -12,6 +12,7 @@ Layout of OUT_DIR (written to a temporary sibling and renamed into place only wh
 from __future__ import annotations
 
 import json
+from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -106,28 +107,61 @@ def export_all(
     progress: Progress = QUIET,
     labels: tuple[str, ...] | None = None,
     oracle: tuple[Inputs, Future[np.ndarray]] | None = None,
+    tensorflow: Future[None] | None = None,
 ) -> Report:
     """Write every artifact of ``plan``, verify them, and write the report and manifest into ``out_dir``.
 
     The weights' architecture says what to build; ``labels`` (class names) go into the manifest,
     where ``predict`` finds them. ``oracle``: the ``batch`` inputs and their :func:`background_oracle`,
-    when the caller started it earlier (the CLI does, before importing TensorFlow).
+    when the caller started it earlier (the CLI does, before importing TensorFlow). ``tensorflow``: an
+    import of TensorFlow running on another thread (the CLI's); ONNX and TFLite are written and verified
+    meanwhile (with their structures cached they need no TensorFlow), the SavedModel waits for it.
 
     Returns:
         The verify report, with artifact paths under ``out_dir``.
 
     """
-    from alexnet_export.exporters.onnx import export_onnx
-    from alexnet_export.exporters.savedmodel import export_savedmodel
-    from alexnet_export.exporters.tflite import PLACED_PRECISIONS, TFLiteOptions, export_tflite
-    from alexnet_export.report import verify_markdown
-    from alexnet_export.verify import background_oracle, make_inputs, verify
+    from alexnet_export.verify import background_oracle, make_inputs
 
     check_output(out_dir, force=force)
     if oracle is None:
         inputs = make_inputs(count=batch, spec=weights.arch.input)
         oracle = (inputs, background_oracle(weights, inputs))  # on the second core while TensorFlow exports
     inputs, logits = oracle
+    try:
+        return _export(weights, out_dir, plan, batch, device, force, progress, labels, inputs, logits, tensorflow)
+    finally:  # an error is reported only once the import has given stderr back
+        if tensorflow is not None:
+            wait([tensorflow])
+
+
+def _export(
+    weights: AlexNetWeights,
+    out_dir: Path,
+    plan: ExportPlan,
+    batch: int,
+    device: str,
+    force: bool,
+    progress: Progress,
+    labels: tuple[str, ...] | None,
+    inputs: Inputs,
+    logits: Future[np.ndarray],
+    tensorflow: Future[None] | None,
+) -> Report:
+    from alexnet_export.exporters.onnx import export_onnx
+    from alexnet_export.exporters.tflite import PLACED_PRECISIONS, TFLiteOptions, export_tflite
+    from alexnet_export.report import verify_markdown
+    from alexnet_export.verify import verify
+
+    def savedmodel_now(path: Path) -> None:
+        if tensorflow is not None:
+            with progress.step("waiting for TensorFlow"):
+                tensorflow.result()
+        from alexnet_export.exporters.savedmodel import export_savedmodel  # imports TensorFlow
+
+        export_savedmodel(weights, path, progress=progress)
+        release_memory()
+
     with atomic_output(out_dir, force=force) as tmp:
         tmp.mkdir()
         names = [name for name in ("savedmodel", "alexnet.onnx") if name.split(".")[-1] in plan.formats]
@@ -141,8 +175,7 @@ def export_all(
         # the SavedModel first.
         converter_needs_it = "tflite" in plan.formats and any(p not in PLACED_PRECISIONS for p in plan.precisions)
         if savedmodel is not None and converter_needs_it:
-            export_savedmodel(weights, savedmodel, progress=progress)
-            release_memory()
+            savedmodel_now(savedmodel)
         if "onnx" in plan.formats:
             export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
             release_memory()
@@ -161,8 +194,7 @@ def export_all(
             with progress.step(f"verifying {len(early)} artifacts"):
                 parts.append(check(early, include_graph=early_graph))
         if savedmodel is not None and not converter_needs_it:
-            export_savedmodel(weights, savedmodel, progress=progress)
-            release_memory()
+            savedmodel_now(savedmodel)
             with progress.step("verifying the SavedModel and the canonical graph"):
                 parts.append(check([savedmodel], include_graph=True))
         report = merged(parts, [tmp / name for name in names])

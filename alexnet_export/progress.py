@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +19,11 @@ class Progress:
 
     def __init__(self, *, quiet: bool = False) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
+        # A copy of the terminal's fd, so steps still show while native code has fd 2 silenced
+        # (``export`` imports TensorFlow on another thread while it writes ONNX and TFLite); a
+        # replaced sys.stderr is written to as it is.
+        real = self.enabled and sys.stderr is sys.__stderr__
+        self._stream = os.fdopen(os.dup(2), "w", buffering=1) if real else None
 
     @contextmanager
     def step(self, message: str) -> Iterator[None]:
@@ -27,7 +33,7 @@ class Progress:
             return
         from rich.console import Console
 
-        console = Console(stderr=True)
+        console = Console(file=self._stream) if self._stream is not None else Console(stderr=True)
         start = time.perf_counter()
         with console.status(message):
             yield

@@ -15,22 +15,41 @@ import ctypes.util
 import gc
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+
+_LOCK = threading.Lock()
+_HELD: dict[int, tuple[int, int]] = {}  # fd -> (blocks silencing it, the real fd saved by the first)
 
 
 @contextmanager
 def _fd_silenced(fd: int) -> Iterator[None]:
-    (sys.stdout if fd == 1 else sys.stderr).flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    """``fd`` to /dev/null while any thread is inside such a block; the real one back when the last leaves.
+
+    Counted under a lock: ``export`` imports TensorFlow on a second thread while LiteRT may silence the
+    same fd on the first, and two plain save/restore pairs ending out of order would leave it silenced.
+    """
+    with _LOCK:
+        count, saved = _HELD.get(fd, (0, -1))
+        if count == 0:
+            (sys.stdout if fd == 1 else sys.stderr).flush()
+            saved = os.dup(fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        _HELD[fd] = (count + 1, saved)
     try:
-        os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+        with _LOCK:
+            count, saved = _HELD[fd]
+            if count == 1:
+                os.dup2(saved, fd)
+                os.close(saved)
+                del _HELD[fd]
+            else:
+                _HELD[fd] = (count - 1, saved)
 
 
 @contextmanager

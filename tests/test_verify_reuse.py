@@ -134,3 +134,56 @@ def test_export_in_two_verify_passes_reports_what_one_verify_of_everything_repor
     assert [(c.artifact, c.status) for c in report.structures] == [(c.artifact, c.status) for c in single.structures]
     assert list(report.artifacts) == [str(out / name) for name in names] == list(single.artifacts)
     assert report.environment == single.environment
+
+
+def test_fds_silenced_from_two_threads_ending_out_of_order_gives_stderr_back() -> None:
+    import threading
+
+    from alexnet_export.quiet import fds_silenced
+
+    real = os.fstat(2)
+    entered, first_left = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with fds_silenced(2):
+            entered.set()
+            first_left.wait(5)
+            assert os.path.samestat(os.fstat(2), os.stat(os.devnull))  # still silenced for this thread
+
+    with fds_silenced(2):
+        thread = threading.Thread(target=second)
+        thread.start()
+        entered.wait(5)
+    first_left.set()  # the first block ended before the second
+    thread.join(5)
+    assert os.path.samestat(os.fstat(2), real)
+
+
+FAILING_ONNX = """
+import sys
+import alexnet_export.exporters.onnx as onnx_exporter
+from converters.errors import InputError
+
+def refuse(*args, **kwargs):
+    raise InputError("the ONNX step failed on purpose")
+
+onnx_exporter.export_onnx = refuse
+sys.argv = ["alexnet-export", *sys.argv[1:]]
+from alexnet_export.cli import main
+main()
+"""
+
+
+def test_an_error_while_tensorflow_imports_in_the_background_still_reaches_stderr(
+    tmp_path: Path, small_npy: Path
+) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_ONNX, "export", small_npy, tmp_path / "out"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: the ONNX step failed on purpose"]
+    assert not (tmp_path / "out").exists()
