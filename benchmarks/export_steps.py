@@ -1,0 +1,85 @@
+"""Where `export` spends its time, step by step, in one process: this checkout next to a baseline checkout.
+
+Each run is a fresh process that imports TensorFlow and reads the weights (not timed), then calls
+`export_all` with a progress reporter that records every step's seconds. The verify steps' sum is the
+figure of issue 17 ("verify of the three artifacts <= 2.5 s"). The structure cache is warmed by one
+untimed run. Runs are interleaved; medians.
+Usage: python benchmarks/export_steps.py [WEIGHTS.npy] [--runs N] [--baseline DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _measure import weights_file, weights_parser
+
+CHILD = r"""
+import json, re, sys, time
+from contextlib import contextmanager
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from alexnet_export.cli import import_tensorflow
+import_tensorflow()
+from alexnet_export.export import export_all
+from alexnet_export.sources import read_weights
+
+steps = {}
+
+class Recording:
+    enabled = True
+
+    @contextmanager
+    def step(self, message):
+        start = time.perf_counter()
+        yield
+        name = re.sub(r"\S*/", "", message)  # folders (temporary ones included) left out
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - start
+
+weights = read_weights(sys.argv[2])
+start = time.perf_counter()
+report = export_all(weights, Path(sys.argv[3]), device="cpu", force=True, progress=Recording())
+steps["export_all (total)"] = time.perf_counter() - start
+assert report.exit_code == 0, report.problems
+print("STEPS " + json.dumps(steps))
+"""
+
+
+def run(checkout: Path, weights: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, checkout, weights, out], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    line = next(row for row in done.stdout.splitlines() if row.startswith("STEPS "))
+    return dict(json.loads(line[len("STEPS ") :]))
+
+
+def main() -> None:
+    args = weights_parser(runs=3, baseline=True).parse_args()
+    here = Path(__file__).resolve().parent.parent
+    checkouts = {"this checkout": here} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = weights_file(args.weights, tmp)
+        env = {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        run(here, weights, Path(tmp) / "warm", env)  # fills the structure cache
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+        for _ in range(args.runs):
+            for name, checkout in checkouts.items():
+                results[name].append(run(checkout, weights, Path(tmp) / name.replace(" ", "-"), env))
+    print(f"full-size weights, {args.runs} interleaved runs, medians (seconds, one process)")
+    for name, runs in results.items():
+        print(f"\n{name}")
+        for step in runs[0]:
+            print(f"  {step:64} {statistics.median(r.get(step, 0.0) for r in runs):7.2f}")
+        verifying = [sum(t for s, t in r.items() if s.startswith("verifying")) for r in runs]
+        print(f"  {'verify steps together (issue 17 target <= 2.5 s)':64} {statistics.median(verifying):7.2f}")
+
+
+if __name__ == "__main__":
+    main()
