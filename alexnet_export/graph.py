@@ -21,6 +21,7 @@ Grouped convolutions can be expressed three ways, all computing the same functio
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -201,11 +202,20 @@ def _apply(layer: Layer, x: tf.Tensor, params: Mapping[str, tuple[Tensorish, Ten
 
 
 class _Layer(tf.Module):
-    def __init__(self, name: str, kernel: np.ndarray, bias: np.ndarray, parts: tuple[str, str]) -> None:
+    def __init__(
+        self, name: str, kernel: np.ndarray, bias: np.ndarray, parts: tuple[str, str], shapes_only: bool = False
+    ) -> None:
         super().__init__(name=name)
         with tf.name_scope(name):
-            self.kernel = tf.Variable(kernel, trainable=False, name=parts[0])
-            self.bias = tf.Variable(bias, trainable=False, name=parts[1])
+            if shapes_only:  # the graph without the values: no 244 MB copied into TensorFlow
+                from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
+
+                blank = partial(UninitializedVariable, dtype=tf.float32, trainable=False)
+                self.kernel = blank(shape=kernel.shape, name=parts[0])
+                self.bias = blank(shape=bias.shape, name=parts[1])
+            else:
+                self.kernel = tf.Variable(kernel, trainable=False, name=parts[0])
+                self.bias = tf.Variable(bias, trainable=False, name=parts[1])
 
 
 class AlexNet(tf.Module):
@@ -216,10 +226,19 @@ class AlexNet(tf.Module):
         groups: how grouped layers are computed: ``native``, ``split`` or ``dense``.
         embed_preprocessing: the serving function takes uint8 pictures ``[batch, H, W, C]`` and
             preprocesses in-graph (:func:`embedded_preprocessing`); see :meth:`signature`.
+        shapes_only: variables of the weights' shapes without their values (uninitialised): a module to
+            save a graph from (``experimental_skip_checkpoint``), not to run.
 
     """
 
-    def __init__(self, weights: AlexNetWeights, *, groups: str = "native", embed_preprocessing: bool = False) -> None:
+    def __init__(
+        self,
+        weights: AlexNetWeights,
+        *,
+        groups: str = "native",
+        embed_preprocessing: bool = False,
+        shapes_only: bool = False,
+    ) -> None:
         check_options(groups=groups)
         super().__init__(name="alexnet")
         self.embed_preprocessing = embed_preprocessing
@@ -230,7 +249,7 @@ class AlexNet(tf.Module):
         self.names = tuple(params)
         for name, (kernel, bias) in params.items():
             parts = ("kernel", "bias") if name in self.arch.layer_names else ("scale", "offset")
-            setattr(self, name, _Layer(name, kernel, bias, parts))
+            setattr(self, name, _Layer(name, kernel, bias, parts, shapes_only))
         spec = self.arch.input
         # autograph off: the graph is plain Python over a static architecture (no tensor-dependent control
         # flow), and converting its source costs more than the rest of tracing

@@ -301,7 +301,9 @@ def expected_savedmodel(weights: AlexNetWeights, content: Content) -> Any:
     written = written_graph(weights, content.groups, content.embed_preprocessing)
     if written is not None:  # the exporter wrote this structure in this process: that graph, not a rebuild
         return written
-    module = AlexNet(weights, groups=content.groups, embed_preprocessing=content.embed_preprocessing)
+    module = AlexNet(
+        weights, groups=content.groups, embed_preprocessing=content.embed_preprocessing, shapes_only=True
+    )  # the graph only: no 244 MB of variables (0.2 s instead of 0.6 s, and no TensorFlow pool filled)
     with tempfile.TemporaryDirectory(prefix="alexnet-export-structure-") as tmp:
         save_and_return_nodes(
             module, tmp, signatures={SIGNATURE_KEY: module.signature()}, experimental_skip_checkpoint=True
