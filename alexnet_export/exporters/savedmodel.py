@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -38,40 +37,15 @@ def save_module(module: AlexNet, path: Path) -> None:
     tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: signature})
 
 
-GraphKey = tuple[str, tuple[tuple[int, ...], ...], str, bool]
-_WRITTEN: dict[GraphKey, Any] = {}
-
-
-def graph_key(weights: AlexNetWeights, groups: str, embed_preprocessing: bool) -> GraphKey:
-    """What a SavedModel's graph depends on: the architecture, every array's shape and the options (not values)."""
-    shapes = tuple(a.shape for layer in weights.layers.values() for a in (layer.kernel, layer.bias))
-    shapes += tuple(a.shape for norm in weights.norms.values() for a in norm.arrays())
-    return weights.arch.dumps(), shapes, groups, embed_preprocessing
-
-
-def written_graph(weights: AlexNetWeights, groups: str, embed_preprocessing: bool) -> Any:
-    """The MetaGraphDef this process last wrote for ``weights``' structure and these options, or ``None``.
-
-    ``verify`` compares an artifact with the graph the exporter builds; right after ``export`` wrote
-    one, that is this graph, so it is not built and saved a second time.
-    """
-    return _WRITTEN.get(graph_key(weights, groups, embed_preprocessing))
-
-
 def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOptions) -> None:
     """Build the canonical module of ``weights`` and save it at ``path`` (no manifest, not atomic).
 
     The module and its variables are dropped before returning, so a caller that goes on (the TFLite
-    converter) does not hold a second copy of the weights. The graph written is remembered
-    (:func:`written_graph`).
+    converter) does not hold a second copy of the weights.
     """
-    from alexnet_export.trust import read_savedmodel_proto
-
     module = AlexNet(weights, groups=options.groups, embed_preprocessing=options.embed_preprocessing)
     save_module(module, path)
     del module
-    key = graph_key(weights, options.groups, options.embed_preprocessing)
-    _WRITTEN[key] = read_savedmodel_proto(path).meta_graphs[0]
 
 
 def export_savedmodel(
