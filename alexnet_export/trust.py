@@ -13,7 +13,7 @@ Each check raises :class:`InputError` with one line naming the file, the op and 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -414,11 +414,16 @@ def load_onnx(path: Path) -> Any:
         InputError: unreadable, too large, or refused.
 
     """
+    return _once(path, "onnx", _load_onnx)
+
+
+def _once(path: Path, fmt: str, load: Callable[[Path], Any]) -> Any:
+    """``load(path)``; inside :func:`parsed_once`, kept per file stamp and recorded as checked."""
     if _KEPT is None:
-        return _load_onnx(path)
-    stamp = _stamp(path, "onnx")
+        return load(path)
+    stamp = _stamp(path, fmt)
     if stamp not in _KEPT:
-        _KEPT[stamp] = _load_onnx(path)
+        _KEPT[stamp] = load(path)
         _PASSED.add(stamp)
     return _KEPT[stamp]
 
@@ -519,13 +524,7 @@ def read_tflite(path: Path) -> Any:
 
     The model's bytes are ``model._tab.Bytes``; callers must not modify them.
     """
-    if _KEPT is None:
-        return check_tflite_model(path)
-    stamp = _stamp(path, "tflite")
-    if stamp not in _KEPT:
-        _KEPT[stamp] = check_tflite_model(path)
-        _PASSED.add(stamp)
-    return _KEPT[stamp]
+    return _once(path, "tflite", check_tflite_model)
 
 
 _PASSED: set[tuple[str, str, int, int]] = set()

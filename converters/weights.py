@@ -57,6 +57,11 @@ class Source:
 _DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
+def _digest_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What :func:`file_sha256` remembers a digest by: device, inode, size, modification and change time."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks.
 
@@ -65,8 +70,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     once, while any change to the file is hashed afresh.
     """
     with open(path, "rb") as stream:
-        info = os.fstat(stream.fileno())
-        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        key = _digest_key(os.fstat(stream.fileno()))
         if key in _DIGESTS:
             return _DIGESTS[key]
         digest = hashlib.sha256()
@@ -95,10 +99,8 @@ def write_hashed(path: str | os.PathLike[str], pieces: Iterable[bytes | memoryvi
                 hashed = hasher.submit(digest.update, part)  # one worker: the parts are hashed in order
                 stream.write(part)
                 hashed.result()
-    info = os.stat(path)
-    hexdigest = digest.hexdigest()
-    _DIGESTS[(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)] = hexdigest
-    return hexdigest
+    _DIGESTS[_digest_key(os.stat(path))] = digest.hexdigest()
+    return digest.hexdigest()
 
 
 def carry_sha256(path: str | os.PathLike[str], digest: str, before: os.stat_result) -> None:
@@ -107,10 +109,9 @@ def carry_sha256(path: str | os.PathLike[str], digest: str, before: os.stat_resu
     A rename changes a file's ctime, so :func:`file_sha256` would read the renamed file again; the
     digest carries over only if device, inode, size and modification time are still ``before``'s.
     """
-    after = os.stat(path)
-    same = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns)
-    if same == (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns):
-        _DIGESTS[(*same, after.st_ctime_ns)] = digest
+    after = _digest_key(os.stat(path))
+    if after[:4] == _digest_key(before)[:4]:
+        _DIGESTS[after] = digest
 
 
 @dataclass(frozen=True, eq=False)

@@ -156,6 +156,8 @@ def convert(
 
 
 _SMALL: dict[str, bytes] = {}
+
+
 def small_key(small: AlexNetWeights, options: TFLiteOptions) -> str:
     """What a small conversion depends on, hashed: toolkit and TensorFlow versions, architecture, options, arrays."""
     from alexnet_export import __version__
@@ -166,10 +168,10 @@ def small_key(small: AlexNetWeights, options: TFLiteOptions) -> str:
     for layer in small.layers.values():
         for array in (layer.kernel, layer.bias):
             digest.update(repr(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(np.ascontiguousarray(array).data)  # the buffer itself, not a copy
     for norm in small.norms.values():
         for array in norm.arrays():
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(np.ascontiguousarray(array).data)  # the buffer itself, not a copy
     return digest.hexdigest()
 
 
