@@ -164,9 +164,9 @@ def _export(
 
     with atomic_output(out_dir, force=force) as tmp:
         tmp.mkdir()
-        names = [name for name in ("savedmodel", "alexnet.onnx") if name.split(".")[-1] in plan.formats]
-        if "tflite" in plan.formats:
-            names += [f"alexnet_{precision}.tflite" for precision in plan.precisions]
+        names = ["savedmodel"] if "savedmodel" in plan.formats else []  # the report's and manifest's order
+        names += ["alexnet.onnx"] if "onnx" in plan.formats else []
+        names += [f"alexnet_{p}.tflite" for p in plan.precisions] if "tflite" in plan.formats else []
         savedmodel = tmp / "savedmodel" if "savedmodel" in plan.formats else None
         # TensorFlow keeps the memory of the 244 MB it allocates for the SavedModel in oneDNN's pool for
         # the process (measured: 250 MiB not returned), so the artifacts whose runtimes are not TensorFlow
