@@ -141,12 +141,13 @@ def test_fds_silenced_from_two_threads_ending_out_of_order_gives_stderr_back() -
 
     real = os.fstat(2)
     entered, first_left = threading.Event(), threading.Event()
+    silenced_after_first_left: list[bool] = []
 
     def second() -> None:
         with fds_silenced(2):
             entered.set()
             first_left.wait(5)
-            assert os.path.samestat(os.fstat(2), os.stat(os.devnull))  # still silenced for this thread
+            silenced_after_first_left.append(os.path.samestat(os.fstat(2), os.stat(os.devnull)))
 
     with fds_silenced(2):
         thread = threading.Thread(target=second)
@@ -154,6 +155,7 @@ def test_fds_silenced_from_two_threads_ending_out_of_order_gives_stderr_back() -
         entered.wait(5)
     first_left.set()  # the first block ended before the second
     thread.join(5)
+    assert silenced_after_first_left == [True]  # still silenced while the second block runs
     assert os.path.samestat(os.fstat(2), real)
 
 
