@@ -104,3 +104,14 @@ def test_full_size_placement_is_the_converters_model(precision: str, tmp_path) -
         runner = litert.Interpreter(model_content=data).get_signature_runner("serving_default")
         outputs.append(runner(images=images)["logits"])
     assert np.array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f2"])
+def test_a_transposed_slot_is_written_block_by_block_as_one_copy_would(dtype: str) -> None:
+    from alexnet_export.stored import TILE, strided
+
+    source = np.random.default_rng(3).standard_normal((TILE * 3 + 7, TILE * 2 + 1)).astype(np.float32)
+    piece = source.T  # a dense kernel as TFLite stores it: (out, in), a view across the source's strides
+    assert strided(piece)
+    slot = tflite_placement.Slot(piece, np.dtype(dtype))
+    assert slot.make().tobytes() == np.ascontiguousarray(piece).astype(dtype).tobytes()

@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from alexnet_export import trust
-from alexnet_export.verify import TILE, bit_equal, make_inputs, verify, weight_check
+from alexnet_export.stored import TILE
+from alexnet_export.verify import bit_equal, make_inputs, verify, weight_check
 from converters.weights import AlexNetWeights, carry_sha256, file_sha256
 
 

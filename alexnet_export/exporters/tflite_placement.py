@@ -144,7 +144,14 @@ class Slot:
 
     def write(self, out: np.ndarray) -> None:
         """Write the buffer's bytes into ``out`` (``length`` uint8s), cast and laid out, with no copy between."""
-        np.copyto(out.view(self.dtype).reshape(self.piece.shape), self.piece, casting="same_kind")
+        from alexnet_export.stored import strided, tiles
+
+        target = out.view(self.dtype).reshape(self.piece.shape)
+        if not strided(self.piece):
+            np.copyto(target, self.piece, casting="same_kind")
+            return
+        for block in tiles(self.piece):  # a dense kernel's transpose, in cache-sized blocks
+            np.copyto(target[block], self.piece[block], casting="same_kind")
 
     def make(self) -> np.ndarray:
         """The buffer's bytes as a new uint8 array."""
