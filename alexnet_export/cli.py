@@ -11,7 +11,9 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -78,28 +80,49 @@ def handles_errors(command: F) -> F:
 DEBUG = {"on": False}
 
 
+_IMPORTING = threading.Lock()
+
+
 def import_tensorflow() -> None:
     """Import TensorFlow with its start-up chatter silenced.
 
     TF 2.21 writes INFO lines (oneDNN, CUDA probing) to fd 2 before absl logging is initialised,
     whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command's stderr is for its own progress and errors.
-    An import failure still raises after stderr is restored.
+    An import failure still raises after stderr is restored. Safe from two threads at once: ``export``
+    imports on a second thread while it reads the weights, and a checkpoint's reader imports too; the
+    second caller waits for the first instead of taking the half-imported module from ``sys.modules``.
     """
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too (cuInit on GPU-less hosts)
-    if "tensorflow" in sys.modules:
-        return
-    from alexnet_export.quiet import fds_silenced
+    with _IMPORTING:
+        if "tensorflow" in sys.modules:
+            return
+        from alexnet_export.quiet import fds_silenced
 
-    with fds_silenced(2):
-        import tensorflow
-    tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
-    import gc
+        with fds_silenced(2):
+            import tensorflow
+        tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
+        import gc
 
-    # TensorFlow's import leaves ~10^6 long-lived objects; out of the collector's view, the collections
-    # that free each export step's buffers take milliseconds instead of ~0.15 s each.
-    gc.freeze()
+        # TensorFlow's import leaves ~10^6 long-lived objects; out of the collector's view, the collections
+        # that free each export step's buffers take milliseconds instead of ~0.15 s each.
+        gc.freeze()
+
+
+def import_tensorflow_in_background() -> Future[None]:
+    """:func:`import_tensorflow` on a thread of its own; the caller waits for it before it reports an error.
+
+    Most of the import holds the GIL, but reading the weights (file reads and sha256) does not: an import
+    started before the read runs mostly beside it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-import")
+    try:
+        return pool.submit(import_tensorflow)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _version(value: bool) -> None:
@@ -238,19 +261,48 @@ def _prepare(
         The weights and the progress reporter.
 
     """
+    loaded, progress, _ = _start(
+        weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=arch,
+        tensorflow="now" if tensorflow else "later",
+    )
+    return loaded, progress
+
+
+def _start(
+    weights: Path,
+    outputs: list[Path],
+    *,
+    force: bool,
+    allow_cast: bool,
+    quiet: bool,
+    arch: Any,
+    tensorflow: str,
+) -> tuple[Any, Any, Future[None] | None]:
+    """:func:`_prepare`, with ``tensorflow="background"``: TensorFlow imported on a second thread from before the read.
+
+    Returns:
+        The weights, the progress reporter, and the background import (``None`` unless ``background``).
+
+    """
     from alexnet_export.progress import Progress
     from alexnet_export.sources import read_weights
     from converters.atomic import check_output
 
     for out in outputs:
         check_output(out, force=force)
-    progress = Progress(quiet=quiet)
-    with progress.step(f"reading {weights}"):
-        loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
-    if tensorflow:
+    progress = Progress(quiet=quiet)  # before the import silences fd 2: the steps go to a copy of it
+    importing = import_tensorflow_in_background() if tensorflow == "background" else None
+    try:
+        with progress.step(f"reading {weights}"):
+            loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
+    except BaseException:
+        if importing is not None:  # the error is printed once the import has given stderr back
+            wait([importing])
+        raise
+    if tensorflow == "now":
         with progress.step("loading TensorFlow"):
             import_tensorflow()
-    return loaded, progress
+    return loaded, progress, importing
 
 
 @app.command()
@@ -798,22 +850,24 @@ def export(
     plan = ExportPlan.parse(formats=formats, precisions=precision)
     _check_verify_options(device=device, batch=batch, max_rel=None)
     _check_reports(json_out, force=force)
-    loaded, progress = _prepare(
+    # TensorFlow is imported on a second thread from before the weights are read until ONNX and TFLite
+    # are written and verified: the SavedModel is the first step that needs it.
+    loaded, progress, tensorflow = _start(
         weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch),
-        tensorflow=False,
+        tensorflow="background",
     )
-    from concurrent.futures import ThreadPoolExecutor
+    try:
+        from alexnet_export.labels import read_labels
+        from alexnet_export.verify import background_oracle, make_inputs
 
-    from alexnet_export.export import export_all
-    from alexnet_export.labels import read_labels
-    from alexnet_export.verify import background_oracle, make_inputs
-
-    names = read_labels(labels, loaded.num_classes) if labels is not None else None
-    inputs = make_inputs(count=batch, spec=loaded.arch.input)
+        names = read_labels(labels, loaded.num_classes) if labels is not None else None
+        inputs = make_inputs(count=batch, spec=loaded.arch.input)
+    except BaseException:
+        wait([tensorflow] if tensorflow is not None else [])
+        raise
     oracle = background_oracle(loaded, inputs)  # numpy, on the second core while TensorFlow imports
-    importing = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-import")
-    tensorflow = importing.submit(import_tensorflow)  # while ONNX and TFLite are written and verified
-    importing.shutdown(wait=False)
+    from alexnet_export.export import export_all
+
     report = export_all(
         loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names,
         oracle=(inputs, oracle), tensorflow=tensorflow,

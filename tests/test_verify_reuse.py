@@ -190,6 +190,44 @@ def test_an_error_while_tensorflow_imports_in_the_background_still_reaches_stder
     assert not (tmp_path / "out").exists()
 
 
+def test_bad_weights_read_while_tensorflow_imports_still_give_one_line_on_stderr(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "w.npy"
+    bad.write_bytes(b"\x93NUMPY not really")
+    done = subprocess.run(
+        [sys.executable, "-m", "alexnet_export", "export", bad, tmp_path / "out"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: "), done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+TWO_IMPORTS = """
+import gc, sys
+from alexnet_export.cli import import_tensorflow, import_tensorflow_in_background
+
+background = import_tensorflow_in_background()
+while "tensorflow" not in sys.modules:  # the other thread has begun: the module is there, half made
+    pass
+import_tensorflow()  # must wait for that import, not take the half-made module
+print(background.done(), gc.get_freeze_count() > 0)
+background.result()
+"""
+
+
+def test_a_second_tensorflow_import_waits_for_the_one_in_the_background() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TWO_IMPORTS], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
+
+
 @pytest.mark.parametrize(("groups", "embed"), [("native", False), ("split", False), ("dense", True)])
 def test_the_savedmodel_structure_rebuilt_from_shapes_alone_is_the_exporters(
     tmp_path: Path, small_weights: AlexNetWeights, groups: str, embed: bool
