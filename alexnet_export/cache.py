@@ -1,8 +1,9 @@
 """A private on-disk cache of the weightless structures the exporters start from (and ``verify`` compares with).
 
-The TFLite converter's output at placement's two small widths and tf2onnx's conversion of the graph with
-its weights as inputs depend only on the architecture, the shapes, the options and the library versions,
-yet cost a second or more and, for tf2onnx, leave ~270 MiB in TensorFlow's allocator pool. They are
+The TFLite converter's output at placement's two small widths, tf2onnx's conversion of the graph with
+its weights as inputs, and the SavedModel graph ``verify`` expects depend only on the architecture, the
+shapes, the options and the library versions, yet cost 0.2 s to a second or more and, for tf2onnx, leave
+~270 MiB in TensorFlow's allocator pool. They are
 kept in ``$ALEXNET_EXPORT_CACHE`` (``off`` turns it off), else ``$XDG_CACHE_HOME/alexnet-export``
 (default ``~/.cache``). The folder and every entry are used only if they are this user's and writable by
 no one else, and an entry only if the caller's trust check passes; otherwise the structure is made again.
@@ -10,6 +11,7 @@ no one else, and an entry only if the caller's trust check passes; otherwise the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -85,3 +87,13 @@ def cached_bytes(kind: str, name: str, make: Callable[[], bytes], check: Callabl
         if folder is not None:
             _write(folder / name, data)
     return data
+
+
+def entry_name(packages: tuple[str, ...], key: object) -> str:
+    """A digest of ``key`` (its ``repr``) and the versions of the toolkit and ``packages``: an entry's name."""
+    import importlib.metadata
+
+    from alexnet_export import __version__
+
+    parts = [__version__, *(importlib.metadata.version(p) for p in packages), repr(key)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -290,13 +290,39 @@ def savedmodel_content(meta: Any, weights: AlexNetWeights) -> Content:
     return Content("fp32", "nhwc", groups, embedded)
 
 
+_SAVEDMODELS: dict[str, bytes] = {}
+
+
 def expected_savedmodel(weights: AlexNetWeights, content: Content) -> Any:
-    """The MetaGraphDef the SavedModel exporter writes for ``weights`` and ``content``'s options."""
+    """The MetaGraphDef the SavedModel exporter writes for ``weights`` and ``content``'s options.
+
+    It depends on the architecture, the weights' shapes and the options only, so it is made once per
+    process and kept in the structure cache (:mod:`alexnet_export.cache`, kind ``savedmodel-structure``)
+    for the next: an entry is used only if it passes the SavedModel trust check.
+    """
+    from alexnet_export.cache import cached_bytes, entry_name
+    from alexnet_export.trust import check_savedmodel_proto, parse_savedmodel
+
+    shapes = [(name, layer.kernel.shape, layer.bias.shape) for name, layer in weights.layers.items()]
+    shapes += [(name, norm.gamma.shape, ()) for name, norm in weights.norms.items()]
+    key = entry_name(("tensorflow",), (weights.arch.dumps(), shapes, content.groups, content.embed_preprocessing))
+
+    def check(data: bytes, where: Path) -> None:
+        check_savedmodel_proto(parse_savedmodel(data, where), where)
+
+    if key not in _SAVEDMODELS:
+        _SAVEDMODELS[key] = cached_bytes(
+            "savedmodel-structure", f"{key}.pb", lambda: _saved_structure(weights, content), check
+        )
+    return parse_savedmodel(_SAVEDMODELS[key], Path("saved_model.pb")).meta_graphs[0]
+
+
+def _saved_structure(weights: AlexNetWeights, content: Content) -> bytes:
+    """``saved_model.pb`` of the canonical module of ``weights``' shapes, saved without a checkpoint."""
     from tensorflow.python.saved_model.save import save_and_return_nodes
 
     from alexnet_export.exporters.savedmodel import SIGNATURE_KEY
     from alexnet_export.graph import AlexNet
-    from alexnet_export.trust import read_savedmodel_proto
 
     module = AlexNet(
         weights, groups=content.groups, embed_preprocessing=content.embed_preprocessing, shapes_only=True
@@ -306,7 +332,7 @@ def expected_savedmodel(weights: AlexNetWeights, content: Content) -> Any:
             module, tmp, signatures={SIGNATURE_KEY: module.signature()}, experimental_skip_checkpoint=True
         )
         del module
-        return read_savedmodel_proto(Path(tmp)).meta_graphs[0]
+        return (Path(tmp) / "saved_model.pb").read_bytes()
 
 
 def compare_savedmodel(meta: Any, expected: Any) -> list[str]:

@@ -201,9 +201,6 @@ def read_savedmodel_proto(folder: Path) -> Any:
         InputError: missing, too large, or not a SavedModel protobuf.
 
     """
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
-
     pb = folder / "saved_model.pb"
     if not pb.is_file():
         raise InputError(f"{folder}: expected a SavedModel folder (saved_model.pb), received a folder without one")
@@ -212,13 +209,26 @@ def read_savedmodel_proto(folder: Path) -> Any:
         raise InputError(
             f"{pb}: expected a graph of at most {MAX_GRAPH_BYTES // 2**20} MiB, received {size / 2**20:.0f} MiB"
         )
+    return parse_savedmodel(pb.read_bytes(), pb)
+
+
+def parse_savedmodel(data: bytes, where: Path) -> Any:
+    """``data`` parsed as a ``SavedModel`` protobuf with one MetaGraph (``where`` names it in errors).
+
+    Raises:
+        InputError: not a SavedModel protobuf, or not one MetaGraph.
+
+    """
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
     proto = saved_model_pb2.SavedModel()
     try:
-        proto.ParseFromString(pb.read_bytes())
+        proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InputError(f"{pb}: expected a SavedModel protobuf, received unreadable data ({exc})") from None
+        raise InputError(f"{where}: expected a SavedModel protobuf, received unreadable data ({exc})") from None
     if len(proto.meta_graphs) != 1:
-        raise InputError(f"{pb}: expected one MetaGraph, received {len(proto.meta_graphs)}")
+        raise InputError(f"{where}: expected one MetaGraph, received {len(proto.meta_graphs)}")
     return proto
 
 
@@ -258,8 +268,18 @@ def check_savedmodel(folder: Path) -> Any:
 
     """
     proto = read_savedmodel_proto(folder)
+    check_savedmodel_proto(proto, folder / "saved_model.pb")
+    return proto
+
+
+def check_savedmodel_proto(proto: Any, where: Path) -> None:
+    """:func:`check_savedmodel`'s checks of a parsed ``SavedModel`` (``where`` names it in errors).
+
+    Raises:
+        InputError: naming the op and the function (or the object) that is not allowed.
+
+    """
     meta = proto.meta_graphs[0]
-    where = folder / "saved_model.pb"
     if meta.asset_file_def:
         raise InputError(f"{where}: expected no assets, received {len(meta.asset_file_def)} (a file the graph reads)")
     total = 0
@@ -302,7 +322,6 @@ def check_savedmodel(folder: Path) -> Any:
                 raise InputError(
                     f"{where}: function {name}: node {node.name!r} calls {missing[0]!r}, not in the library"
                 )
-    return proto
 
 
 def _object_functions(obj: Any) -> list[str]:

@@ -158,3 +158,34 @@ def test_a_cached_onnx_structure_that_is_not_one_is_converted_again(
         again, _ = onnx_exporter.build(small_weights)
         assert again.SerializeToString() == first.SerializeToString()
         assert entry.read_bytes() == onnx_exporter._STRUCTURES[next(iter(onnx_exporter._STRUCTURES))]
+
+
+def test_the_savedmodel_structure_is_cached_and_a_hostile_entry_is_made_again(
+    small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from alexnet_export import structure
+    from alexnet_export.exporters.savedmodel import export_savedmodel
+    from alexnet_export.structure import Content, check_structure
+    from alexnet_export.trust import parse_savedmodel
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(structure, "_SAVEDMODELS", {})
+    made: list[Content] = []
+    real = structure._saved_structure
+    monkeypatch.setattr(structure, "_saved_structure", lambda w, c: made.append(c) or real(w, c))
+    model = export_savedmodel(small_weights, tmp_path / "sm")
+    assert check_structure(model, "savedmodel", small_weights).status == "matches"
+    (entry,) = (tmp_path / "cache" / "savedmodel-structure").iterdir()
+    assert len(made) == 1 and entry.stat().st_mode & 0o077 == 0
+    monkeypatch.setattr(structure, "_SAVEDMODELS", {})  # as a new process would start
+    assert check_structure(model, "savedmodel", small_weights).status == "matches"
+    assert len(made) == 1  # from the entry, not saved again
+    proto = parse_savedmodel(entry.read_bytes(), entry)
+    function = proto.meta_graphs[0].graph_def.library.function[0]
+    function.node_def[0].op = "WriteFile"  # an expectation with an op the trust check refuses
+    for bad in (proto.SerializeToString(), b"\xff not a protobuf"):
+        entry.write_bytes(bad)
+        monkeypatch.setattr(structure, "_SAVEDMODELS", {})
+        assert check_structure(model, "savedmodel", small_weights).status == "matches"
+        assert entry.read_bytes() != bad  # made again and rewritten
+    assert len(made) == 3

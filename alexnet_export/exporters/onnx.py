@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from alexnet_export import __version__
 from alexnet_export.artifacts import check_output, file_artifact, sidecar_manifest_path
-from alexnet_export.cache import cached_bytes
+from alexnet_export.cache import cached_bytes, entry_name
 from alexnet_export.progress import QUIET, Progress
 from converters import groups as groups_mod
 from converters.arch import GROUP_MODES, LRN, Architecture, check_choice, first_dense, flatten_input
@@ -177,13 +177,7 @@ def _cached_structure(
 
 def structure_key(key: tuple[object, ...]) -> str:
     """The on-disk name of a structure: a digest of ``key`` and the versions of everything that made it."""
-    import hashlib
-    import importlib.metadata
-
-    from alexnet_export import __version__
-
-    parts = [__version__, *(importlib.metadata.version(p) for p in ("tensorflow", "tf2onnx", "onnx")), repr(key)]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return entry_name(("tensorflow", "tf2onnx", "onnx"), key)
 
 
 def _check_structure_bytes(data: bytes, path: Path) -> None:
