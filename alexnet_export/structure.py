@@ -361,10 +361,11 @@ def compare_savedmodel(meta: Any, expected: Any) -> list[str]:
     found, wanted = _functions(meta), _functions(expected)
     out += [f"extra function {name}" for name in found if name not in wanted]
     out += [f"missing function {name}" for name in wanted if name not in found]
+    forms = {id(f): _function_form(f) for group in (*found.values(), *wanted.values()) for f in group}
     for name in (n for n in found if n in wanted):
-        mine = sorted(found[name], key=_function_form)
-        theirs = sorted(wanted[name], key=_function_form)
-        if [_function_form(f) for f in mine] == [_function_form(f) for f in theirs]:
+        mine = sorted(found[name], key=lambda f: forms[id(f)])
+        theirs = sorted(wanted[name], key=lambda f: forms[id(f)])
+        if [forms[id(f)] for f in mine] == [forms[id(f)] for f in theirs]:
             continue
         if len(mine) != len(theirs):
             out.append(f"function {name}: {len(mine)} traces where the exporter writes {len(theirs)}")
@@ -373,10 +374,10 @@ def compare_savedmodel(meta: Any, expected: Any) -> list[str]:
             node_diffs = diff_ops(_node_forms(a.node_def), _node_forms(b.node_def), f"function {name}")
             if node_diffs:
                 out += node_diffs
-            elif _function_form(a) != _function_form(b):
+            elif forms[id(a)] != forms[id(b)]:
                 out.append(
                     f"function {name}: signature or outputs differ: "
-                    f"{_first_line_diff(_function_form(a), _function_form(b), 'the exporter')}"
+                    f"{_first_line_diff(forms[id(a)], forms[id(b)], 'the exporter')}"
                 )
     mine_objects = [_normal(text_format.MessageToString(n)) for n in meta.object_graph_def.nodes]
     their_objects = [_normal(text_format.MessageToString(n)) for n in expected.object_graph_def.nodes]
