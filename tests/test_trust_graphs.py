@@ -411,3 +411,20 @@ def test_a_corrupt_npy_header_is_one_line(cli, tmp_path: Path) -> None:
     path = tmp_path / "tok.npy"
     path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\x80\x02.")
     assert "corrupt .npy header: ('EOF in multi-line string'" in _one_line(cli("inspect", path))
+
+
+def test_a_savedmodel_function_whose_nodes_match_but_whose_outputs_differ_is_named(
+    small_weights: AlexNetWeights, tmp_path: Path
+) -> None:
+    from alexnet_export.structure import Content, compare_savedmodel, expected_savedmodel
+    from alexnet_export.trust import read_savedmodel_proto
+
+    folder = export_savedmodel(small_weights, tmp_path / "sm")
+    expected = expected_savedmodel(small_weights, Content("fp32", "nhwc", "native", False))
+    meta = read_savedmodel_proto(folder).meta_graphs[0]
+    assert compare_savedmodel(meta, expected) == []
+    function = max(meta.graph_def.library.function, key=lambda f: len(f.node_def))  # the forward pass
+    key = next(iter(function.ret))
+    function.ret[key] = function.node_def[0].name + ":output:0"  # returns another tensor, same nodes
+    differences = compare_savedmodel(meta, expected)
+    assert len(differences) == 1 and "signature or outputs differ" in differences[0], differences
