@@ -69,9 +69,19 @@ def _short_external(model: onnx.ModelProto) -> None:
         entry.key, entry.value = key, value
 
 
+def _empty(model: onnx.ModelProto) -> None:
+    model.Clear()  # serialises to an empty file
+
+
+def _no_inputs(model: onnx.ModelProto) -> None:
+    del model.graph.input[:]
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
+        (_empty, "expected an ONNX graph with nodes, inputs and outputs, received 0 nodes, 0 inputs and 0 outputs"),
+        (_no_inputs, "expected an ONNX graph with nodes, inputs and outputs, received "),
         (_op, "op RandomNormalLike is not one the toolkit's graphs use; refused"),
         (_subgraph, "expected no subgraphs, received one"),
         (_huge, "expected at most 268435456 values, received shape [1048576, 1048576]"),
@@ -79,14 +89,18 @@ def _short_external(model: onnx.ModelProto) -> None:
         (_function, "expected no model-local functions, received 1"),
         (_short_external, "external data ends past its file"),
     ],
-    ids=["op", "subgraph", "huge-initializer", "sparse", "local-function", "external-past-end"],
+    ids=["empty", "no-inputs", "op", "subgraph", "huge-initializer", "sparse", "local-function", "external-past-end"],
 )
-def test_onnx_refusals(cli, made: Path, tmp_path: Path, change, expected: str) -> None:
+def test_onnx_refusals(cli, made: Path, tmp_path: Path, small_npy: Path, change, expected: str) -> None:
     (tmp_path / "side.bin").write_bytes(b"\0" * 16)
     target = _onnx(made, tmp_path, change)
     result = cli("extract", target, tmp_path / "out.npy")
     _refused(result, expected, str(target))
     assert not (tmp_path / "out.npy").exists()
+    if change in (_empty, _no_inputs):  # verify reads the file's content before its checks ask for an input
+        checked = cli("verify", target, "--weights", small_npy, "--json", tmp_path / "r.json")
+        _refused(checked, expected, str(target))
+        assert not (tmp_path / "r.json").exists()
 
 
 def _tflite(made: Path, tmp: Path, change: Callable[..., None]) -> Path:
