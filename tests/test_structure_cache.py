@@ -15,6 +15,7 @@ from alexnet_export.exporters import tflite
 from alexnet_export.exporters.tflite import TFLiteOptions, convert
 from converters.synthetic import synthesize
 from converters.weights import AlexNetWeights
+from tests.conftest import SMALL
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +190,31 @@ def test_the_savedmodel_structure_is_cached_and_a_hostile_entry_is_made_again(
         assert check_structure(model, "savedmodel", small_weights).status == "matches"
         assert entry.read_bytes() != bad  # made again and rewritten
     assert len(made) == 3
+
+
+def test_the_onnx_checker_verdict_is_kept_for_a_byte_identical_file_only(
+    small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import onnx
+
+    from alexnet_export.exporters.onnx import OnnxOptions, export_onnx
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    checked: list[str] = []
+    real = onnx.checker.check_model
+    monkeypatch.setattr(onnx.checker, "check_model", lambda model, **kw: checked.append(model) or real(model, **kw))
+    export_onnx(small_weights, tmp_path / "a.onnx")
+    export_onnx(small_weights, tmp_path / "b.onnx")
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert len(checked) == 1  # the same bytes again: the same verdict
+    other = synthesize(**{**SMALL, "seed": SMALL["seed"] + 1})  # the same shapes, other values
+    export_onnx(other, tmp_path / "c.onnx")
+    export_onnx(small_weights, tmp_path / "d.onnx", options=OnnxOptions(layout="nchw"))
+    assert len(checked) == 3  # other bytes are checked, whatever changed
+    for marker in (tmp_path / "cache" / "onnx-checked").iterdir():
+        marker.write_bytes(b"anything else")
+    export_onnx(small_weights, tmp_path / "e.onnx")
+    assert len(checked) == 4  # a marker that is not the verdict is not trusted
+    monkeypatch.setenv(CACHE_ENV, "off")
+    export_onnx(small_weights, tmp_path / "f.onnx")
+    assert len(checked) == 5

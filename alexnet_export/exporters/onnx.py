@@ -426,15 +426,19 @@ def _varint(value: int) -> bytes:
 _TAG_GRAPH, _TAG_INITIALIZER, _TAG_RAW_DATA = b"\x3a", b"\x2a", b"\x4a"
 
 
-def write_model(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray], path: Path) -> None:
+def write_model(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray], path: Path) -> str:
     """Write ``skeleton`` plus ``initializers`` as one ONNX file without building the whole proto in memory.
 
     Protobuf merges repeated occurrences of a message field, so each initializer is appended as its own
     ``graph { initializer { ... raw_data } }`` record after the skeleton, with ``raw_data`` written
     straight from the array's buffer. The file parses exactly as if the initializers were in the
     skeleton; no copy of the weights is made.
+
+    Returns:
+        The file's sha256, computed while it was written (for the manifest and the checker's verdict).
+
     """
-    write_hashed(path, _records(skeleton, initializers))  # its sha256 made while writing, for the manifest
+    return write_hashed(path, _records(skeleton, initializers))
 
 
 def _records(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray]) -> Iterator[bytes | memoryview]:
@@ -447,6 +451,33 @@ def _records(skeleton: onnx.ModelProto, initializers: dict[str, np.ndarray]) -> 
         yield _TAG_GRAPH + _varint(graph_len) + _TAG_INITIALIZER + _varint(tensor_len) + header
         yield _TAG_RAW_DATA + _varint(data.nbytes)
         yield data
+
+
+_VERDICT = b"onnx.checker.check_model(full_check=True) passed\n"
+
+
+def check_conformance(path: Path, sha256: str) -> None:
+    """``onnx.checker``'s full check of the ONNX file at ``path``, whose sha256 is ``sha256``.
+
+    The verdict is a function of the file's bytes alone, so it is kept in the structure cache (kind
+    ``onnx-checked``, by the toolkit's and onnx's versions and the digest, which the writer computed
+    anyway): exporting the same weights with the same options again writes the same bytes, and they are
+    not parsed again for it (0.36 s at full size). A file never checked before is always checked.
+
+    Raises:
+        onnx.checker.ValidationError: the file does not conform.
+
+    """
+
+    def run() -> bytes:
+        onnx.checker.check_model(str(path), full_check=True)
+        return _VERDICT
+
+    def valid(data: bytes, where: Path) -> None:
+        if data != _VERDICT:
+            raise InputError(f"{where}: not a checker verdict")
+
+    cached_bytes("onnx-checked", entry_name(("onnx",), sha256), run, valid)
 
 
 def metadata(weights: AlexNetWeights, options: OnnxOptions) -> dict[str, str]:
@@ -578,7 +609,8 @@ def export_onnx(
     """Export ``weights`` to an ONNX file and its manifest, atomically.
 
     The weights are streamed from their arrays into the file (see :func:`write_model`), never copied
-    into a protobuf, and the written file is checked with ``onnx.checker`` (full check).
+    into a protobuf, and the written file is checked with ``onnx.checker`` (full check; see
+    :func:`check_conformance`).
 
     Args:
         weights: the canonical weight set.
@@ -607,6 +639,5 @@ def export_onnx(
         out, force=force, kind="onnx", weights=weights, options=asdict(options), versions=versions,
         extra={"nodes": summary.nodes},
     ) as tmp:
-        write_model(skeleton, initializers, tmp)
-        onnx.checker.check_model(str(tmp), full_check=True)
+        check_conformance(tmp, write_model(skeleton, initializers, tmp))
     return summary
