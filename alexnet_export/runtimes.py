@@ -119,13 +119,17 @@ def _tf_rows(fmt: str, call: Callable[[Any], Any], devices: list[str], tf32: boo
     return rows
 
 
-def graph_rows(weights: AlexNetWeights, *, tf32: bool = False) -> list[Row]:
-    """The canonical TF graph of ``weights`` on CPU and every visible GPU."""
+def graph_rows(weights: AlexNetWeights, *, tf32: bool = False, module: Any = None) -> list[Row]:
+    """The canonical TF graph of ``weights`` on CPU and every visible GPU.
+
+    ``module``: ``AlexNet(weights)`` when the caller has built it already (``export`` saves it as the
+    SavedModel first); else it is built here.
+    """
     from alexnet_export.graph import AlexNet
 
     _set_tf32(tf32)
-    module = AlexNet(weights)
-    return _tf_rows("graph", lambda x: module.serve(x)["logits"], _gpus(), tf32)
+    built = module if module is not None else AlexNet(weights)
+    return _tf_rows("graph", lambda x: built.serve(x)["logits"], _gpus(), tf32)
 
 
 def savedmodel_rows(path: Path, *, tf32: bool = False) -> list[Row]:

@@ -415,6 +415,7 @@ def verify(
     reference_kernels: bool = False,
     labels: Sequence[str] | None = None,
     oracle: Future[np.ndarray] | None = None,
+    graph: Any = None,
 ) -> Report:
     """Run the parity matrix and the weight checks.
 
@@ -430,6 +431,8 @@ def verify(
         reference_kernels: add LiteRT reference-kernel rows for TFLite files.
         labels: class names for the image top-5 (default: ImageNet's, when there are 1000 classes).
         oracle: :func:`background_oracle` of ``weights`` and ``inputs``, when the caller started it earlier.
+        graph: the canonical module ``AlexNet(weights)`` for the graph rows, when the caller built it already
+            (``export``, which has just saved it as the SavedModel).
 
     """
     from alexnet_export import trust
@@ -500,7 +503,7 @@ def verify(
         pending = {path: pool.submit(artifact, path) for path in beside}
         if include_graph:
             rows += _run_rows(
-                partial(graph_rows, weights, tf32=tf32), device, "weights (canonical graph)", "fp32",
+                partial(graph_rows, weights, tf32=tf32, module=graph), device, "weights (canonical graph)", "fp32",
                 *feed(None), tolerance_for("fp32"),
             )
         for path in paths:

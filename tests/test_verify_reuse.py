@@ -116,10 +116,22 @@ def test_write_hashed_writes_the_pieces_and_knows_their_digest(tmp_path: Path) -
 def test_export_in_two_verify_passes_reports_what_one_verify_of_everything_reports(
     tmp_path: Path, small_weights: AlexNetWeights
 ) -> None:
+    from alexnet_export import runtimes
     from alexnet_export.export import export_all
+    from alexnet_export.exporters import savedmodel
 
+    saved: list[object] = []
+    ran: list[object] = []
+    save_module, graph_rows = savedmodel.save_module, runtimes.graph_rows
     out = tmp_path / "out"
-    report = export_all(small_weights, out)  # ONNX and TFLite verified before the SavedModel is written
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(  # the export's SavedModel, not the one the converter's fallback at this width writes
+            savedmodel, "save_module",
+            lambda module, path: (str(tmp_path) in str(path) and saved.append(module)) or save_module(module, path),
+        )
+        patch.setattr(runtimes, "graph_rows", lambda w, **kw: ran.append(kw["module"]) or graph_rows(w, **kw))
+        report = export_all(small_weights, out)  # ONNX and TFLite verified before the SavedModel is written
+    assert len(saved) == 1 and ran == saved  # the graph rows ran the module that was saved, not a second one
     names = ["savedmodel", "alexnet.onnx", "alexnet_fp32.tflite"]
     inputs = make_inputs(count=8, spec=small_weights.arch.input)
     single = verify([out / name for name in names], small_weights, inputs=inputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -37,13 +38,15 @@ def save_module(module: AlexNet, path: Path) -> None:
     tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: signature})
 
 
-def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOptions) -> None:
-    """Build the canonical module of ``weights`` and save it at ``path`` (no manifest, not atomic).
+def write_savedmodel(weights: AlexNetWeights, path: Path, options: SavedModelOptions, module: Any = None) -> None:
+    """Save the canonical module of ``weights`` at ``path`` (no manifest, not atomic).
 
-    The module and its variables are dropped before returning, so a caller that goes on (the TFLite
-    converter) does not hold a second copy of the weights.
+    ``module``: that module when the caller built it (and keeps it); else it is built here and dropped
+    before returning, so a caller that goes on (the TFLite converter) does not hold a second copy of the
+    weights.
     """
-    module = AlexNet(weights, groups=options.groups, embed_preprocessing=options.embed_preprocessing)
+    if module is None:
+        module = AlexNet(weights, groups=options.groups, embed_preprocessing=options.embed_preprocessing)
     save_module(module, path)
     del module
 
@@ -55,6 +58,7 @@ def export_savedmodel(
     options: SavedModelOptions = SavedModelOptions(),
     force: bool = False,
     progress: Progress = QUIET,
+    module: Any = None,
 ) -> Path:
     """Export ``weights`` as a SavedModel folder with a manifest, atomically.
 
@@ -64,6 +68,8 @@ def export_savedmodel(
         options: graph options.
         force: replace an existing ``out_dir``.
         progress: where to announce the steps.
+        module: ``AlexNet(weights)`` with ``options``, when the caller built it to use it again
+            (``export`` runs it for verify's graph rows); else it is built and dropped here.
 
     Returns:
         The SavedModel folder.
@@ -78,7 +84,7 @@ def export_savedmodel(
     check_output(out, force=force)
     with atomic_output(out, force=force) as tmp:
         with progress.step(f"writing SavedModel {out}"):
-            write_savedmodel(weights, tmp, options)
+            write_savedmodel(weights, tmp, options, module)
         with progress.step("hashing files for the manifest"):
             content = manifest(
                 artifact=tmp, kind="savedmodel", weights=weights, options=asdict(options),
