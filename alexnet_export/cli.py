@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -89,8 +89,8 @@ def import_tensorflow() -> None:
     TF 2.21 writes INFO lines (oneDNN, CUDA probing) to fd 2 before absl logging is initialised,
     whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command's stderr is for its own progress and errors.
     An import failure still raises after stderr is restored. Safe from two threads at once: ``export``
-    imports on a second thread while it reads the weights, and a checkpoint's reader imports too; the
-    second caller waits for the first instead of taking the half-imported module from ``sys.modules``.
+    imports on a second thread while verify loads the runtimes, and a step that needs TensorFlow on the
+    main thread then waits for that import instead of taking the half-imported module from ``sys.modules``.
     """
     import os
 
@@ -113,8 +113,8 @@ def import_tensorflow() -> None:
 def import_tensorflow_in_background() -> Future[None]:
     """:func:`import_tensorflow` on a thread of its own; the caller waits for it before it reports an error.
 
-    Most of the import holds the GIL, but reading the weights (file reads and sha256) does not: an import
-    started before the read runs mostly beside it.
+    Most of the import holds the GIL: it runs best beside work that does not (``export`` starts it as
+    verify loads the runtimes).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -261,48 +261,19 @@ def _prepare(
         The weights and the progress reporter.
 
     """
-    loaded, progress, _ = _start(
-        weights, outputs, force=force, allow_cast=allow_cast, quiet=quiet, arch=arch,
-        tensorflow="now" if tensorflow else "later",
-    )
-    return loaded, progress
-
-
-def _start(
-    weights: Path,
-    outputs: list[Path],
-    *,
-    force: bool,
-    allow_cast: bool,
-    quiet: bool,
-    arch: Any,
-    tensorflow: str,
-) -> tuple[Any, Any, Future[None] | None]:
-    """:func:`_prepare`, with ``tensorflow="background"``: TensorFlow imported on a second thread from before the read.
-
-    Returns:
-        The weights, the progress reporter, and the background import (``None`` unless ``background``).
-
-    """
     from alexnet_export.progress import Progress
     from alexnet_export.sources import read_weights
     from converters.atomic import check_output
 
     for out in outputs:
         check_output(out, force=force)
-    progress = Progress(quiet=quiet)  # before the import silences fd 2: the steps go to a copy of it
-    importing = import_tensorflow_in_background() if tensorflow == "background" else None
-    try:
-        with progress.step(f"reading {weights}"):
-            loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
-    except BaseException:
-        if importing is not None:  # the error is printed once the import has given stderr back
-            wait([importing])
-        raise
-    if tensorflow == "now":
+    progress = Progress(quiet=quiet)
+    with progress.step(f"reading {weights}"):
+        loaded = read_weights(weights, allow_cast=allow_cast, arch=arch)
+    if tensorflow:
         with progress.step("loading TensorFlow"):
             import_tensorflow()
-    return loaded, progress, importing
+    return loaded, progress
 
 
 @app.command()
@@ -850,27 +821,20 @@ def export(
     plan = ExportPlan.parse(formats=formats, precisions=precision)
     _check_verify_options(device=device, batch=batch, max_rel=None)
     _check_reports(json_out, force=force)
-    # TensorFlow is imported on a second thread from before the weights are read until ONNX and TFLite
-    # are written and verified: the SavedModel is the first step that needs it.
-    loaded, progress, tensorflow = _start(
+    loaded, progress = _prepare(
         weights, [out_dir], force=force, allow_cast=allow_cast, quiet=quiet, arch=_architecture(arch),
-        tensorflow="background",
+        tensorflow=False,
     )
-    try:
-        from alexnet_export.labels import read_labels
-        from alexnet_export.verify import background_oracle, make_inputs
-
-        names = read_labels(labels, loaded.num_classes) if labels is not None else None
-        inputs = make_inputs(count=batch, spec=loaded.arch.input)
-    except BaseException:
-        wait([tensorflow] if tensorflow is not None else [])
-        raise
-    oracle = background_oracle(loaded, inputs)  # numpy, on the second core while TensorFlow imports
     from alexnet_export.export import export_all
+    from alexnet_export.labels import read_labels
+    from alexnet_export.verify import background_oracle, make_inputs
 
+    names = read_labels(labels, loaded.num_classes) if labels is not None else None
+    inputs = make_inputs(count=batch, spec=loaded.arch.input)
+    oracle = background_oracle(loaded, inputs)  # numpy, on the second core while ONNX and TFLite are written
     report = export_all(
         loaded, out_dir, plan=plan, batch=batch, device=device, force=force, progress=progress, labels=names,
-        oracle=(inputs, oracle), tensorflow=tensorflow,
+        oracle=(inputs, oracle), tensorflow=import_tensorflow_in_background,
     )
     _write_reports(report, json_out, None, force=force)
     typer.echo(f"wrote {out_dir}: {', '.join(report.artifacts)}; report in {out_dir}/report.json and report.md")
