@@ -448,21 +448,8 @@ def verify(
     recorded: dict[Path, Architecture] = {}
     bound: dict[Path, AlexNetWeights] = {}
     structures: dict[Path, StructureCheck] = {}
-    # Every artifact is checked before any runtime loads one (exit 2 when refused), what it is read from
-    # its content, and its weights compared: one artifact at a time, its file read once (trust.parsed_once)
-    # and let go before the next is read.
-    for path in paths:
-        with trust.parsed_once():
-            recorded[path] = artifact_architecture(path)
-            bound[path] = with_architecture(weights, recorded[path], path)
-            check = check_structure(path, formats[path], bound[path])
-            claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
-            if claims:
-                check = replace(check, status="differs", differences=(*claims, *check.differences))
-            structures[path] = check
-            checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
-    precisions = {path: structures[path].content.precision for path in paths}
-    embeds = {path: structures[path].content.embed_preprocessing for path in paths}
+    precisions: dict[Path, str] = {}
+    embeds: dict[Path, bool] = {}
     fed = {False: inputs.images}  # what each kind of artifact is given, made once
 
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -479,12 +466,13 @@ def verify(
         if isinstance(found, Future):
             found = oracles[key] = found.result()
         return fed[embedded], found
+
     rows: list[RowResult] = []
 
     def tolerance_for(precision: str) -> Tolerance:
         return replace(TOLERANCES[precision], **(tolerance or {}))
 
-    fed_for = {path: feed(path) for path in paths}  # made here: feed() memoises and is not for threads
+    fed_for: dict[Path, tuple[np.ndarray, np.ndarray]] = {}  # made on this thread: feed() memoises
 
     def artifact(path: Path) -> list[RowResult]:
         found = _run_rows(
@@ -494,13 +482,32 @@ def verify(
         gc.collect()
         return found
 
-    # The first ONNX file's rows run on a second thread while TensorFlow's run on this one: both runtimes
-    # release the GIL while they load and compute, and the two together hold less memory than LiteRT,
-    # which runs after them. Otherwise one artifact's runtimes at a time, so one copy of its weights.
-    results: dict[Path, list[RowResult]] = {}
+    # The first ONNX file's rows run on a second thread, started as soon as that file has passed its checks:
+    # ONNX Runtime loads and computes without the GIL while this thread checks the artifacts after it and
+    # runs TensorFlow's rows. LiteRT, which holds the most memory, runs after them. Otherwise one artifact's
+    # runtimes at a time, so one copy of its weights. A refused artifact still ends verify with exit 2.
     beside = [path for path in paths if formats[path] == "onnx"][:1]
+    results: dict[Path, list[RowResult]] = {}
+    pending: dict[Path, Future[list[RowResult]]] = {}
     with ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-rows") as pool:
-        pending = {path: pool.submit(artifact, path) for path in beside}
+        # Each artifact is checked before any runtime loads it, what it is is read from its content, and
+        # its weights are compared: one artifact at a time, its file read once (trust.parsed_once) and let
+        # go before the next is read.
+        for path in paths:
+            with trust.parsed_once():
+                recorded[path] = artifact_architecture(path)
+                bound[path] = with_architecture(weights, recorded[path], path)
+                check = check_structure(path, formats[path], bound[path])
+                claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
+                if claims:
+                    check = replace(check, status="differs", differences=(*claims, *check.differences))
+                structures[path] = check
+                checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
+            precisions[path] = check.content.precision
+            embeds[path] = check.content.embed_preprocessing
+            fed_for[path] = feed(path)
+            if path in beside:
+                pending[path] = pool.submit(artifact, path)
         if include_graph:
             rows += _run_rows(
                 partial(graph_rows, weights, tf32=tf32, module=graph), device, "weights (canonical graph)", "fp32",

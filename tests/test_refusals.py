@@ -145,6 +145,15 @@ def test_tflite_refusals(cli, made: Path, tmp_path: Path, change, expected: str)
     assert not (tmp_path / "out.npy").exists()
 
 
+def test_a_refused_artifact_after_an_onnx_whose_rows_have_started_still_exits_2_with_one_line(
+    cli, made: Path, small_npy: Path, tmp_path: Path
+) -> None:
+    target = _tflite(made, tmp_path, _while)  # checked after m.onnx, whose rows start once it passed
+    result = cli("verify", made / "m.onnx", target, "--weights", small_npy, "--json", tmp_path / "r.json")
+    _refused(result, "is WHILE, not one the toolkit's graphs use", str(target))
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_a_file_that_is_not_a_flatbuffer_is_refused(cli, tmp_path: Path) -> None:
     target = tmp_path / "m.tflite"
     target.write_bytes(b"PK\x03\x04" + b"\0" * 64)
