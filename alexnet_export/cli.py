@@ -11,9 +11,7 @@ import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -21,6 +19,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from alexnet_export import __version__
+from alexnet_export.quiet import import_tensorflow, import_tensorflow_in_background
 
 app = typer.Typer(
     name="alexnet-export",
@@ -78,51 +77,6 @@ def handles_errors(command: F) -> F:
 
 
 DEBUG = {"on": False}
-
-
-_IMPORTING = threading.Lock()
-
-
-def import_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter silenced.
-
-    TF 2.21 writes INFO lines (oneDNN, CUDA probing) to fd 2 before absl logging is initialised,
-    whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command's stderr is for its own progress and errors.
-    An import failure still raises after stderr is restored. Safe from two threads at once: ``export``
-    imports on a second thread while verify loads the runtimes, and a step that needs TensorFlow on the
-    main thread then waits for that import instead of taking the half-imported module from ``sys.modules``.
-    """
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too (cuInit on GPU-less hosts)
-    with _IMPORTING:
-        if "tensorflow" in sys.modules:
-            return
-        from alexnet_export.quiet import fds_silenced
-
-        with fds_silenced(2):
-            import tensorflow
-        tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
-        import gc
-
-        # TensorFlow's import leaves ~10^6 long-lived objects; out of the collector's view, the collections
-        # that free each export step's buffers take milliseconds instead of ~0.15 s each.
-        gc.freeze()
-
-
-def import_tensorflow_in_background() -> Future[None]:
-    """:func:`import_tensorflow` on a thread of its own; the caller waits for it before it reports an error.
-
-    Most of the import holds the GIL: it runs best beside work that does not (``export`` starts it as
-    verify loads the runtimes).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-import")
-    try:
-        return pool.submit(import_tensorflow)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def _version(value: bool) -> None:

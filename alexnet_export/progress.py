@@ -20,7 +20,7 @@ class Progress:
     def __init__(self, *, quiet: bool = False) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
         # A copy of the terminal's fd, so steps still show while native code has fd 2 silenced
-        # (``export`` imports TensorFlow on another thread while it writes ONNX and TFLite); a
+        # (``export`` imports TensorFlow on another thread while verify loads the runtimes); a
         # replaced sys.stderr is written to as it is.
         real = self.enabled and sys.stderr is sys.__stderr__
         self._stream = os.fdopen(os.dup(2), "w", buffering=1) if real else None

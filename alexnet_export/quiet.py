@@ -4,7 +4,8 @@ TensorFlow, the TFLite converter (MLIR) and LiteRT print C++ INFO lines straight
 around Python's ``sys.stdout``/``sys.stderr``, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A command's
 stdout is for its result and stderr for its own progress and errors, so those calls run inside
 :func:`fds_silenced`. Exceptions still propagate (with their messages) after the fds are restored.
-:func:`release_memory` trims the heap between export steps.
+:func:`release_memory` trims the heap between export steps. :func:`import_tensorflow` imports
+TensorFlow with its start-up lines silenced, from any thread.
 Standard library only: the CLI uses it before anything heavy is imported.
 """
 
@@ -18,6 +19,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _LOCK = threading.Lock()
 _HELD: dict[int, tuple[int, int]] = {}  # fd -> (blocks silencing it, the real fd saved by the first)
@@ -72,3 +77,42 @@ def release_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+_IMPORTING = threading.Lock()
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter silenced.
+
+    TF 2.21 writes INFO lines (oneDNN, CUDA probing) to fd 2 before absl logging is initialised,
+    whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command's stderr is for its own progress and errors.
+    An import failure still raises after stderr is restored. Safe from two threads at once: ``export``
+    imports on a second thread while verify loads the runtimes, and a step that needs TensorFlow on the
+    main thread then waits for that import instead of taking the half-imported module from ``sys.modules``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too (cuInit on GPU-less hosts)
+    with _IMPORTING:
+        if "tensorflow" in sys.modules:
+            return
+        with fds_silenced(2):
+            import tensorflow
+        tensorflow.get_logger().setLevel("ERROR")  # deprecation notices from tf2onnx's use of TF1 APIs
+        # TensorFlow's import leaves ~10^6 long-lived objects; out of the collector's view, the collections
+        # that free each export step's buffers take milliseconds instead of ~0.15 s each.
+        gc.freeze()
+
+
+def import_tensorflow_in_background() -> Future[None]:
+    """:func:`import_tensorflow` on a thread of its own; the caller waits for it before it reports an error.
+
+    Most of the import holds the GIL: it runs best beside work that does not (``export`` starts it as
+    verify loads the runtimes).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-import")
+    try:
+        return pool.submit(import_tensorflow)
+    finally:
+        pool.shutdown(wait=False)

@@ -24,7 +24,7 @@ def read_weights(
 
     if checkpoint_prefix(path) is not None:
         from alexnet_export.checkpoint import read_checkpoint
-        from alexnet_export.cli import import_tensorflow
+        from alexnet_export.quiet import import_tensorflow
 
         import_tensorflow()
         return read_checkpoint(path, allow_cast=allow_cast, check_finite=check_finite, arch=arch)

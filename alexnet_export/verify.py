@@ -36,6 +36,7 @@ from alexnet_export.parity import (
 )
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
 from alexnet_export.reference import forward, softmax
+from alexnet_export.stored import strided, tiles
 from alexnet_export.structure import StructureCheck, check_structure
 from converters.arch import Architecture, InputSpec, load_arch
 from converters.errors import InputError
@@ -324,8 +325,6 @@ def bit_equal(theirs: np.ndarray, mine: np.ndarray) -> bool:
     ``theirs`` may be a strided view (a TFLite dense kernel is the transpose of the file's bytes): a
     large 2-d one is compared in square blocks (:func:`alexnet_export.stored.tiles`), and no copy is made.
     """
-    from alexnet_export.stored import strided, tiles
-
     theirs, mine = theirs.view(np.uint32), mine.view(np.uint32)
     if not strided(theirs):
         return bool(np.array_equal(theirs, mine))

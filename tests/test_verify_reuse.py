@@ -229,7 +229,7 @@ def test_export_of_bad_weights_gives_one_line_on_stderr(tmp_path: Path) -> None:
 
 TWO_IMPORTS = """
 import gc, sys
-from alexnet_export.cli import import_tensorflow, import_tensorflow_in_background
+from alexnet_export.quiet import import_tensorflow, import_tensorflow_in_background
 
 background = import_tensorflow_in_background()
 while "tensorflow" not in sys.modules:  # the other thread has begun: the module is there, half made

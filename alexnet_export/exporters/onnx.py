@@ -111,7 +111,7 @@ def convert_structure(
 
     Only shapes of the weights enter TensorFlow; the returned model has no weight data.
     """
-    from alexnet_export.cli import import_tensorflow
+    from alexnet_export.quiet import import_tensorflow
 
     import_tensorflow()  # only here: with the structure cached, an ONNX export never needs it
     import tensorflow as tf

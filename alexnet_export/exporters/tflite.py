@@ -218,7 +218,7 @@ def _convert_with_converter(
         savedmodel: an existing SavedModel of ``weights`` with these options.
 
     """
-    from alexnet_export.cli import import_tensorflow
+    from alexnet_export.quiet import import_tensorflow
 
     import_tensorflow()  # only here: placed fp32/fp16 exports from cached small conversions never need it
     import tensorflow as tf

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from alexnet_export.stored import strided, tiles
 from converters.weights import AlexNetWeights
 
 DIVISOR_PAIRS: tuple[tuple[int, int], ...] = ((16, 8), (8, 4), (4, 2))
@@ -144,8 +145,6 @@ class Slot:
 
     def write(self, out: np.ndarray) -> None:
         """Write the buffer's bytes into ``out`` (``length`` uint8s), cast and laid out, with no copy between."""
-        from alexnet_export.stored import strided, tiles
-
         target = out.view(self.dtype).reshape(self.piece.shape)
         if not strided(self.piece):
             np.copyto(target, self.piece, casting="same_kind")
