@@ -504,9 +504,12 @@ def verify(
                 checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
             precisions[path] = check.content.precision
             embeds[path] = check.content.embed_preprocessing
-            fed_for[path] = feed(path)
-            if path in beside:
+            if path in beside:  # the oracle is waited for here only for the rows that start now
+                fed_for[path] = feed(path)
                 pending[path] = pool.submit(artifact, path)
+        for path in paths:
+            if path not in fed_for:
+                fed_for[path] = feed(path)
         if include_graph:
             rows += _run_rows(
                 partial(graph_rows, weights, tf32=tf32, module=graph), device, "weights (canonical graph)", "fp32",
