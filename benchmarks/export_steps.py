@@ -2,8 +2,8 @@
 
 Each run is a fresh process that imports TensorFlow and reads the weights (not timed), then calls
 `export_all` with a progress reporter that records every step's seconds. The verify steps' sum is the
-figure of issue 17 ("verify of the three artifacts <= 2.5 s"). The structure cache is warmed by one
-untimed run. Runs are interleaved; medians.
+figure of issue 17 ("verify of the three artifacts <= 2.5 s"). Each checkout's own structure cache is
+warmed by one untimed run. Runs are interleaved; medians.
 Usage: python benchmarks/export_steps.py [WEIGHTS.npy] [--runs N] [--baseline DIR]
 """
 
@@ -66,12 +66,16 @@ def main() -> None:
     checkouts = {"this checkout": here} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, tmp)
-        env = {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        run(here, weights, Path(tmp) / "warm", env)  # fills the structure cache
+        envs = {  # each checkout its own structure cache, filled by one untimed run
+            name: {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / f"cache-{i}"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            for i, name in enumerate(checkouts)
+        }
+        for name, checkout in checkouts.items():
+            run(checkout, weights, Path(tmp) / "warm", envs[name])
         results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
         for _ in range(args.runs):
             for name, checkout in checkouts.items():
-                results[name].append(run(checkout, weights, Path(tmp) / name.replace(" ", "-"), env))
+                results[name].append(run(checkout, weights, Path(tmp) / name.replace(" ", "-"), envs[name]))
     print(f"full-size weights, {args.runs} interleaved runs, medians (seconds, one process)")
     for name, runs in results.items():
         print(f"\n{name}")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, weights_file, weights_parser
+from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, warmed, weights_file, weights_parser
 
 HERE = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -66,10 +66,13 @@ def main() -> None:
                 **cache_variants(f"npy2tflite {precision}", mine, Path(tmp) / "cache"),
             }
             if args.baseline is not None:
-                commands[f"baseline checkout: npy2tflite {precision}"] = [
+                base = [
                     *(sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "npy2tflite", weights, out),
                     *("--precision", precision, "--check-images", "0", "--force", "--quiet"),
                 ]
+                commands[f"baseline checkout: npy2tflite {precision} (cache warm)"] = warmed(
+                    base, Path(tmp) / "cache-baseline"
+                )
             final = interleaved(commands, runs=args.runs, before=lambda out=out: out.unlink(missing_ok=True))
             report(f"npy -> TFLite {precision} (whole process)", final, "direct TFLiteConverter [anchor]")
         print(f"\n{'LiteRT XNNPACK':24} {'size MiB':>9} {'batch-1 ms':>11} {'batch-16 img/s':>15}")

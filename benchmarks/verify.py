@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import FROM_CHECKOUT, cache_variants, interleaved, report
+from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, warmed
 
 
 def main() -> None:
@@ -24,10 +24,13 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, action="append", default=[])
     args = parser.parse_args()
     verify = ["verify", args.export_dir, "--weights", args.weights, "--device", "cpu"]
-    commands = {
-        f"checkout {d}: verify": [sys.executable, "-c", FROM_CHECKOUT, d.resolve(), *verify] for d in args.baseline
-    }
     with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            f"checkout {d}: verify (cache warm)": warmed(
+                [sys.executable, "-c", FROM_CHECKOUT, d.resolve(), *verify], Path(tmp) / f"cache-baseline-{i}"
+            )
+            for i, d in enumerate(args.baseline)
+        }
         commands |= cache_variants(
             "this checkout: verify", [Path(sys.executable).parent / "alexnet-export", *verify], Path(tmp) / "cache"
         )
