@@ -117,8 +117,7 @@ def export_all(
     when the caller started it earlier (the CLI does, before importing TensorFlow). ``tensorflow``: starts
     TensorFlow's import on another thread (the CLI passes ``quiet.import_tensorflow_in_background``). It is
     started when ONNX and TFLite are written and their verify begins: the import holds the GIL most of the
-    time, and so does the writing before it, while the runtimes that verify loads compute without it
-    (measured: whole runs 8.2 s against 8.9 s with the import started before the weights are read). The
+    time, and so does the writing before it, while the runtimes that verify loads compute without it. The
     SavedModel waits for it; int8 TFLite, whose converter reads the SavedModel, starts it first.
 
     Returns:
