@@ -260,3 +260,62 @@ def test_the_savedmodel_structure_rebuilt_from_shapes_alone_is_the_exporters(
     check = check_structure(tmp_path / "sm", "savedmodel", small_weights)
     assert check.status == "matches", check.differences
     assert (check.content.groups, check.content.embed_preprocessing) == (groups, embed)
+
+
+COLLECTIONS_DURING_THE_IMPORT = """
+import gc, sys
+if sys.argv[1] == "off":
+    gc.disable()
+from alexnet_export.quiet import import_tensorflow
+starts = []
+gc.callbacks.append(lambda phase, info: starts.append(info["generation"]) if phase == "start" else None)
+import_tensorflow()
+print(len(starts), gc.isenabled(), gc.get_freeze_count() > 100_000)
+"""
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_tensorflow_imports_with_the_collector_off_and_leaves_it_as_it_was(collector: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTIONS_DURING_THE_IMPORT, collector], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", str(collector == "on"), "True"]  # no collection walked the import's objects
+
+
+def test_onnx_and_tflite_runtimes_go_with_their_runners_without_a_collection(
+    tmp_path: Path, small_weights: AlexNetWeights
+) -> None:
+    """verify collects garbage only after TensorFlow's rows: it relies on these runtimes going on ``del``."""
+    import gc
+    from functools import partial
+
+    from ai_edge_litert.interpreter import Interpreter
+    from onnxruntime import InferenceSession
+
+    from alexnet_export.exporters.onnx import export_onnx
+    from alexnet_export.exporters.tflite import export_tflite
+    from alexnet_export.parity import TOLERANCES
+    from alexnet_export.reference import forward
+    from alexnet_export.runtimes import artifact_rows
+    from alexnet_export.verify import _run_rows
+
+    export_onnx(small_weights, tmp_path / "m.onnx")
+    export_tflite(small_weights, tmp_path / "m.tflite")
+    images = make_inputs(count=2, spec=small_weights.arch.input).images
+    expected = forward(small_weights, images)
+    gc.collect()
+    gc.disable()
+    try:
+        for name in ("m.onnx", "m.tflite"):
+            rows = _run_rows(
+                partial(artifact_rows, tmp_path / name), "cpu", name, "fp32", images, expected, TOLERANCES["fp32"]
+            )
+            assert [row.status for row in rows] == ["passed"]
+            alive = [o for o in gc.get_objects() if isinstance(o, (InferenceSession, Interpreter))]
+            assert alive == [], name
+    finally:
+        gc.enable()
