@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
     """Run the CLI, or say in one line (exit 2) that another distribution's ``converters`` shadows ours."""
+    # numpy's OpenBLAS threads spin for 2^28 cycles after each product before they sleep; the float64
+    # oracle's many products then keep them spinning on the cores that TensorFlow's import and the
+    # runtimes need. 2^4 lets them sleep at once. Same threads, same partition: the oracle's bits are
+    # unchanged (sha256 of its logits compared). Read when OpenBLAS loads, so before numpy is imported.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     from alexnet_export import converters_problem
 
     problem = converters_problem()

@@ -55,10 +55,11 @@ def report(title: str, rows: dict[str, dict[str, float]], anchor: str) -> None:
         )
 
 
-# Runs the CLI of another checkout (argv[1]): its folder first on sys.path, ahead of the installed package.
+# Runs the CLI of another checkout (argv[1]) as its console script does: its folder first on sys.path, ahead of
+# the installed package.
 FROM_CHECKOUT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'alexnet-export'; "
-    "from alexnet_export.cli import main; main()"
+    "from alexnet_export._entry import main; main()"
 )
 
 WRAPPER = """

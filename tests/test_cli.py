@@ -166,3 +166,33 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal(cli, tmp_path: Path, s
     result = cli("npy2savedmodel", small_npy, tmp_path / "sm")
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+OPENBLAS_TIMEOUT = """
+import sys, types
+
+def main():  # stands in for the CLI: what numpy's OpenBLAS read when it loaded
+    import ctypes
+    import numpy  # noqa: F401
+    paths = [line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.rsplit("/", 1)[-1]]
+    print(ctypes.CDLL(paths[0]).openblas_thread_timeout() if paths else "no-openblas")
+
+stub = types.ModuleType("alexnet_export.cli")
+stub.main = main
+sys.modules["alexnet_export.cli"] = stub
+from alexnet_export._entry import main as console_script
+console_script()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+@pytest.mark.parametrize(("given", "read"), [(None, "4"), ("20", "20")])
+def test_the_console_script_lets_openblas_threads_sleep_unless_the_user_chose(given: str | None, read: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if given is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = given
+    done = subprocess.run([sys.executable, "-c", OPENBLAS_TIMEOUT], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    if done.stdout.strip() == "no-openblas":
+        pytest.skip("this numpy does not use OpenBLAS")
+    assert done.stdout.strip() == read  # set before numpy loads OpenBLAS, never over the user's value
