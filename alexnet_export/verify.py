@@ -35,6 +35,7 @@ from alexnet_export.parity import (
     failures,
 )
 from alexnet_export.preprocess import image_files, input_to_rgb, preprocess_batch, rgb_to_input, synthetic_images
+from alexnet_export.quiet import import_tensorflow
 from alexnet_export.reference import forward, softmax
 from alexnet_export.stored import strided, tiles
 from alexnet_export.structure import StructureCheck, check_structure
@@ -232,10 +233,13 @@ def _run_rows(
     artifact: str,
     precision: str,
     images: np.ndarray,
-    expected: np.ndarray,
+    expected: np.ndarray | Future[np.ndarray],
     tolerance: Tolerance,
 ) -> list[RowResult]:
-    """Build the runners of one artifact, run each, and let them all go (sessions and interpreters hold weights)."""
+    """Build the runners of one artifact, run each, and let them all go (sessions and interpreters hold weights).
+
+    ``expected`` may be the oracle still computing: a row runs first and waits for it only to compare.
+    """
     from alexnet_export.runtimes import on_device
 
     runners = on_device(make(), device)
@@ -252,7 +256,12 @@ def _run_rows(
 
 
 def _row(
-    artifact: str, precision: str, runner: Any, images: np.ndarray, expected: np.ndarray, tolerance: Tolerance
+    artifact: str,
+    precision: str,
+    runner: Any,
+    images: np.ndarray,
+    oracle: np.ndarray | Future[np.ndarray],
+    tolerance: Tolerance,
 ) -> RowResult:
     from alexnet_export.runtimes import Unavailable
 
@@ -263,6 +272,7 @@ def _row(
         actual = runner.run(images)
     except Exception as exc:  # a runtime that fails is a failed row, reported with the rest
         return replace(row, status="failed", failures=(f"run failed: {exc}",), details=runner.details)
+    expected = oracle.result() if isinstance(oracle, Future) else oracle
     metrics = compare(actual, expected)
     missed = tuple(failures(metrics, tolerance, expected.shape) + allclose_failures(actual, expected, tolerance))
     status = "failed" if missed else "passed"
@@ -459,76 +469,97 @@ def verify(
 
     def feed(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
         """The images to give an artifact (uint8 pictures when it embeds preprocessing) and its oracle logits."""
+        images, found = feed_now(path)
+        if isinstance(found, Future):
+            found = oracles[oracle_key(path)] = found.result()
+        return images, found
+
+    def oracle_key(path: Path | None) -> tuple[str, bool]:
         source = bound[path] if path is not None else weights
-        embedded = path is not None and embeds[path]
+        return source.arch.dumps(), path is not None and embeds[path]
+
+    def feed_now(path: Path | None) -> tuple[np.ndarray, np.ndarray | Future[np.ndarray]]:
+        """As :func:`feed`, without waiting for an oracle still computing in the background."""
+        source = bound[path] if path is not None else weights
+        key = oracle_key(path)
+        embedded = key[1]
         if embedded not in fed:
             fed[embedded] = input_to_rgb(inputs.images, spec)
-        key = (source.arch.dumps(), embedded)
         if key not in oracles:
             model_input = rgb_to_input(fed[embedded], spec) if embedded else fed[embedded]
             oracles[key] = forward(source, model_input)
-        found = oracles[key]
-        if isinstance(found, Future):
-            found = oracles[key] = found.result()
-        return fed[embedded], found
-
-    rows: list[RowResult] = []
+        return fed[embedded], oracles[key]
 
     def tolerance_for(precision: str) -> Tolerance:
         return replace(TOLERANCES[precision], **(tolerance or {}))
 
-    fed_for: dict[Path, tuple[np.ndarray, np.ndarray]] = {}  # made on this thread: feed() memoises
+    fed_for: dict[Path, tuple[np.ndarray, np.ndarray | Future[np.ndarray]]] = {}  # made here: feed() memoises
 
     def artifact(path: Path) -> list[RowResult]:
-        found = _run_rows(
+        return _run_rows(
             partial(artifact_rows, path, tf32=tf32, reference_kernels=reference_kernels), device,
             str(path), precisions[path], *fed_for[path], tolerance_for(precisions[path]),
         )
-        return found
 
-    # The first ONNX file's rows run on a second thread, started as soon as that file has passed its checks:
-    # ONNX Runtime loads and computes without the GIL while this thread checks the artifacts after it and
-    # runs TensorFlow's rows. LiteRT, which holds the most memory, runs after them. Otherwise one artifact's
-    # runtimes at a time, so one copy of its weights. A refused artifact still ends verify with exit 2.
-    beside = [path for path in paths if formats[path] == "onnx"][:1]
+    def checked(path: Path) -> None:
+        """Check one artifact before any runtime loads it: what it is, its structure and its weights.
+
+        What it is is read from its content; its file is read once (trust.parsed_once) and let go before the
+        next is read.
+        """
+        with trust.parsed_once():
+            recorded[path] = artifact_architecture(path)
+            bound[path] = with_architecture(weights, recorded[path], path)
+            check = check_structure(path, formats[path], bound[path])
+            claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
+            if claims:
+                check = replace(check, status="differs", differences=(*claims, *check.differences))
+            structures[path] = check
+            checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
+        precisions[path] = check.content.precision
+        embeds[path] = check.content.embed_preprocessing
+
+    # The artifacts that TensorFlow does not run are checked and run first, while a caller may still be
+    # importing TensorFlow on another thread (the CLI does), and their runtimes then never run on top of the
+    # memory TensorFlow's kernels keep. The first ONNX file's rows run on a second thread, started as soon as
+    # that file has passed its checks: ONNX Runtime loads and computes without the GIL while this thread
+    # checks the artifacts after it. LiteRT, which holds the most memory, runs after it; TensorFlow's rows
+    # last. One artifact's runtimes at a time otherwise, so one copy of its weights. A refused artifact
+    # still ends verify with exit 2, and the report keeps the order of ``paths``.
+    elsewhere = [path for path in paths if formats[path] != "savedmodel"]
+    beside = [path for path in elsewhere if formats[path] == "onnx"][:1]
     results: dict[Path, list[RowResult]] = {}
-    pending: dict[Path, Future[list[RowResult]]] = {}
     with ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-rows") as pool:
-        # Each artifact is checked before any runtime loads it, what it is is read from its content, and
-        # its weights are compared: one artifact at a time, its file read once (trust.parsed_once) and let
-        # go before the next is read.
-        for path in paths:
-            with trust.parsed_once():
-                recorded[path] = artifact_architecture(path)
-                bound[path] = with_architecture(weights, recorded[path], path)
-                check = check_structure(path, formats[path], bound[path])
-                claims = claimed_architecture(path, recorded[path]) + claimed_architecture(path, weights.arch)
-                if claims:
-                    check = replace(check, status="differs", differences=(*claims, *check.differences))
-                structures[path] = check
-                checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
-            precisions[path] = check.content.precision
-            embeds[path] = check.content.embed_preprocessing
-            if path in beside:  # the oracle is waited for here only for the rows that start now
-                fed_for[path] = feed(path)
+        pending: dict[Path, Future[list[RowResult]]] = {}
+        for path in elsewhere:
+            checked(path)
+            if path in beside:  # its runtime loads and runs now; its rows wait for the oracle only to compare
+                fed_for[path] = feed_now(path)
                 pending[path] = pool.submit(artifact, path)
-        for path in paths:
+        for path in elsewhere:
             if path not in fed_for:
-                fed_for[path] = feed(path)
-        if include_graph:
-            rows += _run_rows(
-                partial(graph_rows, weights, tf32=tf32, module=graph), device, "weights (canonical graph)", "fp32",
-                *feed(None), tolerance_for("fp32"),
-            )
-        for path in paths:
-            if formats[path] == "savedmodel":
-                results[path] = artifact(path)
+                fed_for[path] = feed_now(path)
         for path, future in pending.items():
             results[path] = future.result()
+    for path in elsewhere:
+        if path not in results:
+            results[path] = artifact(path)
+    graph_results: list[RowResult] = []
+    if include_graph or len(elsewhere) < len(paths):
+        import_tensorflow()  # waits for an import in progress on another thread
+    for path in paths:
+        if path not in results:
+            checked(path)
+            fed_for[path] = feed_now(path)
+    if include_graph:
+        graph_results = _run_rows(
+            partial(graph_rows, weights, tf32=tf32, module=graph), device, "weights (canonical graph)", "fp32",
+            *feed(None), tolerance_for("fp32"),
+        )
     for path in paths:
         if path not in results:
             results[path] = artifact(path)
-    rows += [row for path in paths for row in results[path]]
+    rows = graph_results + [row for path in paths for row in results[path]]
     source = weights.source
     pictures = [s for s in inputs.sources if s.startswith(("fixtures: ", "--images: "))]
     probabilities = softmax(feed(None)[1][len(inputs.images) - len(pictures) :])

@@ -177,7 +177,7 @@ import sys
 import alexnet_export.verify as verify_module
 from converters.errors import InputError
 
-def refuse(*args, **kwargs):  # export's first verify, once TensorFlow's import is under way on its thread
+def refuse(*args, **kwargs):  # (export's first) verify, once TensorFlow's import is under way on its thread
     import time
 
     assert "tensorflow" not in sys.modules or not hasattr(sys.modules["tensorflow"], "Module")  # not imported yet
@@ -192,19 +192,20 @@ main()
 """
 
 
+@pytest.mark.parametrize("command", ["export", "verify"])
 def test_an_error_while_tensorflow_imports_in_the_background_still_reaches_stderr(
-    tmp_path: Path, small_npy: Path
+    tmp_path: Path, small_npy: Path, command: str
 ) -> None:
     import subprocess
     import sys
 
     env = {**os.environ, "ALEXNET_EXPORT_CACHE": str(tmp_path / "cache")}
-    command = ["export", small_npy, "--formats", "savedmodel,onnx"]  # ONNX from the cache: no TensorFlow before
-    warm = subprocess.run([sys.executable, "-m", "alexnet_export", *command, tmp_path / "warm"], env=env, check=False)
+    exporting = ["export", small_npy, "--formats", "savedmodel,onnx"]  # ONNX from the cache: no TensorFlow before
+    warm = subprocess.run([sys.executable, "-m", "alexnet_export", *exporting, tmp_path / "warm"], env=env, check=False)
     assert warm.returncode == 0
+    argv = [*exporting, tmp_path / "out"] if command == "export" else ["verify", tmp_path / "warm", "--weights", small_npy]
     done = subprocess.run(
-        [sys.executable, "-c", FAILING_VERIFY, *command, tmp_path / "out"],
-        capture_output=True, text=True, check=False, env=env,
+        [sys.executable, "-c", FAILING_VERIFY, *argv], capture_output=True, text=True, check=False, env=env
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == ["error: the verify step failed on purpose"]
@@ -319,3 +320,92 @@ def test_onnx_and_tflite_runtimes_go_with_their_runners_without_a_collection(
             assert alive == [], name
     finally:
         gc.enable()
+
+
+RUNTIME_ORDER = """
+import json, sys
+from pathlib import Path
+import alexnet_export.runtimes as runtimes
+from alexnet_export.sources import read_weights
+from alexnet_export.verify import make_inputs, verify
+
+seen = []
+for name in ("onnx_rows", "tflite_rows", "graph_rows", "savedmodel_rows"):
+    def wrapped(*args, _real=getattr(runtimes, name), _name=name, **kwargs):
+        seen.append([_name, "tensorflow" in sys.modules])
+        return _real(*args, **kwargs)
+    setattr(runtimes, name, wrapped)
+folder = Path(sys.argv[1])
+weights = read_weights(sys.argv[2])
+paths = [folder / "savedmodel", folder / "alexnet.onnx", folder / "alexnet_fp32.tflite"]
+report = verify(paths, weights, inputs=make_inputs(count=2, spec=weights.arch.input), device="cpu")
+print(json.dumps({"seen": seen, "rows": [row.format for row in report.rows], "exit": report.exit_code}))
+"""
+
+
+def test_verify_runs_the_runtimes_that_need_no_tensorflow_before_importing_it(tmp_path: Path) -> None:
+    """So they run while the CLI imports TensorFlow, and never on top of its memory; the report keeps its order.
+
+    Width divisor 4: the narrowest at which TFLite placement (and so verify's structure check from the
+    cached small conversions) applies; narrower weights need the converter, hence TensorFlow, to check.
+    """
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ALEXNET_EXPORT_CACHE": str(tmp_path / "cache")}
+    weights = tmp_path / "w.npy"
+    for command in (["synthesize", weights, "--width-divisor", "4", "--num-classes", "17"],
+                    ["export", weights, tmp_path / "out", "--device", "cpu", "-q"]):
+        made = subprocess.run(
+            [sys.executable, "-m", "alexnet_export", *command], env=env, check=False, capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr[-2000:]
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTIME_ORDER, tmp_path / "out", weights], env=env, capture_output=True, text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["seen"] == [
+        ["onnx_rows", False], ["tflite_rows", False], ["graph_rows", True], ["savedmodel_rows", True]
+    ]
+    assert found["rows"] == ["graph", "savedmodel", "onnx", "tflite"] and found["exit"] == 0
+
+
+def test_an_artifact_runs_before_the_oracle_is_ready_and_waits_for_it_only_to_compare(
+    small_artifacts: Path, small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from concurrent.futures import Future
+    from dataclasses import replace
+    from typing import Any
+
+    import alexnet_export.runtimes as runtimes
+    from alexnet_export.reference import forward
+
+    inputs = make_inputs(count=2, spec=small_weights.arch.input)
+    oracle: Future[np.ndarray] = Future()
+    ready_when_run: list[bool] = []
+    real = runtimes.onnx_rows
+
+    def rows(path: Path) -> list[runtimes.Row]:
+        found = real(path)
+
+        def run(images: np.ndarray, inner: Any = found[0].run) -> np.ndarray:
+            ready_when_run.append(oracle.done())
+            oracle.set_result(forward(small_weights, inputs.images))
+            return inner(images)
+
+        return [replace(found[0], run=run), *found[1:]]
+
+    monkeypatch.setattr(runtimes, "onnx_rows", rows)
+    fallback = threading.Timer(20, lambda: oracle.done() or oracle.set_result(forward(small_weights, inputs.images)))
+    fallback.start()  # a verify that waits for the oracle before running fails here instead of hanging
+    try:
+        report = verify([small_artifacts / "m.onnx"], small_weights, inputs=inputs, device="cpu",
+                        include_graph=False, oracle=oracle)
+    finally:
+        fallback.cancel()
+    assert ready_when_run == [False]
+    assert [row.status for row in report.rows] == ["passed"] and report.exit_code == 0
