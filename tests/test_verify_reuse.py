@@ -14,7 +14,7 @@ pytest.importorskip("tensorflow")
 from alexnet_export import trust
 from alexnet_export.stored import TILE
 from alexnet_export.verify import bit_equal, make_inputs, verify, weight_check
-from converters.weights import AlexNetWeights, carry_sha256, file_sha256
+from converters.weights import HASH_CHUNK, AlexNetWeights, carry_sha256, file_sha256
 
 
 def test_bit_equal_compares_strided_views_block_by_block_and_bit_by_bit() -> None:
@@ -409,3 +409,13 @@ def test_an_artifact_runs_before_the_oracle_is_ready_and_waits_for_it_only_to_co
         fallback.cancel()
     assert ready_when_run == [False]
     assert [row.status for row in report.rows] == ["passed"] and report.exit_code == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, HASH_CHUNK, HASH_CHUNK + 5])
+def test_file_sha256_reads_in_chunks_and_hashes_every_byte(tmp_path: Path, size: int) -> None:
+    import hashlib
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    target = tmp_path / "f.bin"
+    target.write_bytes(data)
+    assert file_sha256(target) == hashlib.sha256(data).hexdigest()
