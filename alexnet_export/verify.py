@@ -417,19 +417,6 @@ def background_oracle(weights: AlexNetWeights, inputs: Inputs) -> Future[np.ndar
         pool.shutdown(wait=False)
 
 
-def _hashed_in_background(paths: list[Path]) -> dict[Path, Future[dict[str, str]]]:
-    """The sha256 of every file of each artifact, for the report, on a thread of its own.
-
-    Reading and hashing release the GIL, so the ~0.5 s this takes for three full-size artifacts runs beside
-    the checks and runtimes instead of after them (an export's files are remembered: not read again).
-    """
-    pool = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-sha256")
-    try:
-        return {path: pool.submit(tree_sha256, path) for path in paths}
-    finally:
-        pool.shutdown(wait=False)
-
-
 def verify(
     paths: list[Path],
     weights: AlexNetWeights,
@@ -473,7 +460,11 @@ def verify(
     }
     checks: dict[Path, WeightCheck] = {}
     formats = {path: detect_format(path) for path in paths}
-    digests = _hashed_in_background(paths)
+    # The sha256 of each artifact's files, for the report, on a thread of its own once the artifact has passed
+    # its checks (never before: a refused one is not read): reading and hashing release the GIL, so the
+    # ~0.5 s this takes for three full-size artifacts runs beside the runtimes instead of after them.
+    hashing = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-sha256")
+    digests: dict[Path, Future[dict[str, str]]] = {}
     recorded: dict[Path, Architecture] = {}
     bound: dict[Path, AlexNetWeights] = {}
     structures: dict[Path, StructureCheck] = {}
@@ -532,6 +523,7 @@ def verify(
             checks[path] = weight_check(path, formats[path], check.content.precision, bound[path])
         precisions[path] = check.content.precision
         embeds[path] = check.content.embed_preprocessing
+        digests[path] = hashing.submit(tree_sha256, path)  # an export's files are remembered: not read again
 
     # The artifacts that TensorFlow does not run are checked and run first, while a caller may still be
     # importing TensorFlow on another thread (the CLI does), and their runtimes then never run on top of the
@@ -574,6 +566,8 @@ def verify(
         if path not in results:
             results[path] = artifact(path)
     rows = graph_results + [row for path in paths for row in results[path]]
+    files = {path: digests[path].result() for path in paths}
+    hashing.shutdown()
     source = weights.source
     pictures = [s for s in inputs.sources if s.startswith(("fixtures: ", "--images: "))]
     probabilities = softmax(feed(None)[1][len(inputs.images) - len(pictures) :])
@@ -588,7 +582,7 @@ def verify(
         artifacts={
             str(p): {
                 "format": formats[p], "precision": precisions[p], "architecture": bound[p].arch.name,
-                "content": structures[p].content.to_json(), "files": digests[p].result(),
+                "content": structures[p].content.to_json(), "files": files[p],
             }
             for p in paths
         },

@@ -154,6 +154,26 @@ def test_a_refused_artifact_after_an_onnx_whose_rows_have_started_still_exits_2_
     assert not (tmp_path / "r.json").exists()
 
 
+def test_a_refused_artifact_is_never_read_for_its_report_digest(
+    cli, made: Path, small_npy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify hashes an artifact's files on a thread of its own, and only once the artifact passed its checks."""
+    import time
+
+    import alexnet_export.verify as verify_module
+
+    hashed: list[str] = []
+    real = verify_module.tree_sha256
+    monkeypatch.setattr(verify_module, "tree_sha256", lambda path: hashed.append(Path(path).name) or real(path))
+    target = _tflite(made, tmp_path, _while)  # checked after m.onnx, which passes
+    result = cli("verify", made / "m.onnx", target, "--weights", small_npy)
+    _refused(result, "is WHILE, not one the toolkit's graphs use", str(target))
+    deadline = time.monotonic() + 10
+    while "m.onnx" not in hashed and time.monotonic() < deadline:  # the checked one is hashed beside the rest
+        time.sleep(0.01)
+    assert hashed == ["m.onnx"]
+
+
 def test_a_file_that_is_not_a_flatbuffer_is_refused(cli, tmp_path: Path) -> None:
     target = tmp_path / "m.tflite"
     target.write_bytes(b"PK\x03\x04" + b"\0" * 64)
