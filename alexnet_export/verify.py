@@ -391,6 +391,8 @@ def environment(tf32: bool, rows: list[RowResult]) -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[package] = None
     import onnxruntime as ort
+
+    import_tensorflow()  # the shared import: it waits for one in progress on another thread, with fd 2 silenced
     import tensorflow as tf
 
     return {

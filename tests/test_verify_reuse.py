@@ -419,3 +419,32 @@ def test_file_sha256_reads_in_chunks_and_hashes_every_byte(tmp_path: Path, size:
     target = tmp_path / "f.bin"
     target.write_bytes(data)
     assert file_sha256(target) == hashlib.sha256(data).hexdigest()
+
+
+ONNX_ONLY = """
+import gc, sys
+from pathlib import Path
+from alexnet_export.sources import read_weights
+from alexnet_export.verify import make_inputs, verify
+
+weights = read_weights(sys.argv[2])
+report = verify([Path(sys.argv[1])], weights, inputs=make_inputs(count=2, spec=weights.arch.input), device="cpu",
+                include_graph=False)
+print(report.exit_code, "tensorflow" in sys.modules, gc.get_freeze_count() > 100_000)
+"""
+
+
+def test_verify_without_tensorflow_rows_imports_it_for_the_report_through_the_shared_import(
+    small_artifacts: Path, small_npy: Path
+) -> None:
+    """The report's environment names TensorFlow's GPUs: imported silenced and frozen, as everywhere else."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", ONNX_ONLY, small_artifacts / "m.onnx", small_npy], capture_output=True, text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "True", "True"]
+    assert "oneDNN" not in done.stderr and "cpu_feature_guard" not in done.stderr, done.stderr[-2000:]
