@@ -249,7 +249,7 @@ def _run_rows(
     # A loaded SavedModel or module sits in reference cycles, so its variables go only with a collection.
     # ONNX Runtime's sessions and LiteRT's interpreters go with their runners (measured: RSS back without
     # one), and a collection while TensorFlow's import runs beside them walks every object it has made
-    # so far (0.13-0.17 s of GIL each, measured).
+    # so far, holding the GIL (up to ~0.13 s: benchmarks/tf_import.py).
     if tensorflow:
         gc.collect()
     return results
