@@ -463,8 +463,8 @@ def verify(
     checks: dict[Path, WeightCheck] = {}
     formats = {path: detect_format(path) for path in paths}
     # The sha256 of each artifact's files, for the report, on a thread of its own once the artifact has passed
-    # its checks (never before: a refused one is not read): reading and hashing release the GIL, so the
-    # ~0.5 s this takes for three full-size artifacts runs beside the runtimes instead of after them.
+    # its checks (never before: a refused one is not read): reading and hashing release the GIL, so hashing
+    # three full-size artifacts runs beside the runtimes instead of after them.
     hashing = ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-sha256")
     digests: dict[Path, Future[dict[str, str]]] = {}
     recorded: dict[Path, Architecture] = {}
