@@ -92,17 +92,28 @@ def interleaved(
 ) -> dict[str, dict[str, float]]:
     """Median seconds and peak RSS of each command, run in turn ``runs`` times so noise hits all alike.
 
-    ``before`` runs ahead of every command (e.g. to remove the previous output).
+    Each round starts one command further along, so no command always runs right after the same one: on
+    this VM a process that follows one which has just freed a lot of memory was seen to run faster (the host
+    takes freed guest pages back after a while, and touching a page it has taken back costs a fault), which
+    let the same commit measure x0.93 of itself when it always ran second. ``before`` runs ahead of every
+    command (e.g. to remove the previous output).
     """
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, argv in commands.items():
+    for round_ in range(runs):
+        for name in rotated(list(commands), round_):
             before()
-            rows[name].append(measure_command(argv, runs=1))
+            rows[name].append(measure_command(commands[name], runs=1))
     return {
         name: {key: statistics.median(r[key] for r in results) for key in ("seconds", "peak_rss_mb")}
         for name, results in rows.items()
     }
+
+
+def rotated(items: list[Any], round_: int) -> list[Any]:
+    """``items`` starting at ``round_`` (modulo their number): round r of an interleaved benchmark (see
+    :func:`interleaved`)."""
+    start = round_ % len(items) if items else 0
+    return items[start:] + items[:start]
 
 
 def cache_variants(name: str, argv: list[Any], cache: Path) -> dict[str, list[Any]]:
