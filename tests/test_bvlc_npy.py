@@ -249,3 +249,31 @@ def test_bad_layouts_via_cli_exit_2_and_write_nothing(cli, tmp_path: Path, small
 
     assert re.search(message, result.stderr), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy"]
+
+
+def test_the_reader_keeps_each_arrays_bytes_where_the_file_was_read_into_without_a_second_copy(
+    tmp_path: Path, small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from converters import bvlc_npy
+
+    path = tmp_path / "w.npy"
+    write_npy(small_weights, path)  # as Python 2 pickled it: every array's bytes a counted string
+    filled: list[tuple[int, int]] = []  # (address, length) of every buffer the file was read into
+    readinto = bvlc_npy._HashingReader.readinto
+
+    def recorded(self: bvlc_npy._HashingReader, buffer: object) -> int:
+        count = readinto(self, buffer)
+        filled.append((np.frombuffer(buffer, np.uint8).ctypes.data, count))  # type: ignore[call-overload]
+        return count
+
+    monkeypatch.setattr(bvlc_npy._HashingReader, "readinto", recorded)
+    read = read_npy(path)
+
+    def in_a_filled_buffer(array: np.ndarray) -> bool:  # all but what the reader had buffered (64 KiB) before
+        start = array.__array_interface__["data"][0]
+        end = start + array.nbytes
+        return any(min(end, at + length) - max(start, at) >= array.nbytes - (1 << 16) for at, length in filled)
+
+    large = [name for name, layer in small_weights.layers.items() if layer.kernel.nbytes > 1 << 16]
+    assert large and all(np.array_equal(read[name].kernel, small_weights[name].kernel) for name in large)
+    assert [name for name in large if not in_a_filled_buffer(read[name].kernel)] == []
