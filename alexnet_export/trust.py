@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -410,7 +411,13 @@ def check_onnx_model(model: Any, path: Path) -> None:
         raise InputError(f"{path}: expected at most {MAX_TOTAL_ELEMENTS} weight values, received {total}")
 
 
-_KEPT: dict[tuple[str, str, int, int], Any] | None = None  # parsed ONNX/TFLite models by stamp, in parsed_once()
+# Parsed ONNX/TFLite models by stamp, inside parsed_once(); per thread, since export verifies its ONNX file on a
+# thread of its own while this one checks the TFLite file.
+_LOCAL = threading.local()
+
+
+def _kept() -> dict[tuple[str, str, int, int], Any] | None:
+    return getattr(_LOCAL, "kept", None)
 
 
 @contextmanager
@@ -419,16 +426,16 @@ def parsed_once() -> Iterator[None]:
 
     ``verify`` reads an ONNX file's metadata, structure and weights: one 244 MB parse instead of three
     (a TFLite file: one read instead of two).
-    Callers must not modify the model; what was kept goes when the outermost block ends.
+    Callers must not modify the model; what was kept goes when the outermost block ends. Each thread has
+    its own block: one thread's leaving it never drops what another keeps.
     """
-    global _KEPT
-    outer = _KEPT
-    _KEPT = {} if outer is None else outer
+    outer = _kept()
+    _LOCAL.kept = {} if outer is None else outer
     try:
         yield
     finally:
         if outer is None:
-            _KEPT = None
+            _LOCAL.kept = None
 
 
 def load_onnx(path: Path) -> Any:
@@ -445,13 +452,14 @@ def load_onnx(path: Path) -> Any:
 
 def _once(path: Path, fmt: str, load: Callable[[Path], Any]) -> Any:
     """``load(path)``; inside :func:`parsed_once`, kept per file stamp and recorded as checked."""
-    if _KEPT is None:
+    kept = _kept()
+    if kept is None:
         return load(path)
     stamp = _stamp(path, fmt)
-    if stamp not in _KEPT:
-        _KEPT[stamp] = load(path)
+    if stamp not in kept:
+        kept[stamp] = load(path)
         _PASSED.add(stamp)
-    return _KEPT[stamp]
+    return kept[stamp]
 
 
 def _load_onnx(path: Path) -> Any:

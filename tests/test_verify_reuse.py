@@ -64,7 +64,7 @@ def test_verify_parses_an_onnx_file_once_and_lets_it_go(
     assert report.exit_code == 0, report.problems
     assert [c.status for c in report.weights] == ["bit-exact"]
     assert parsed == [small_artifacts / "m.onnx"]  # metadata, structure and weights from one parse
-    assert trust._KEPT is None  # and nothing is kept once verify is done
+    assert trust._kept() is None  # and nothing is kept once verify is done
 
 
 def test_a_renamed_file_keeps_its_digest_and_a_rewritten_one_is_hashed_again(tmp_path: Path) -> None:
@@ -448,3 +448,37 @@ def test_verify_without_tensorflow_rows_imports_it_for_the_report_through_the_sh
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["0", "True", "True"]
     assert "oneDNN" not in done.stderr and "cpu_feature_guard" not in done.stderr, done.stderr[-2000:]
+
+
+def test_parsed_once_on_two_threads_keeps_each_threads_models_for_its_whole_block(
+    small_artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    path = small_artifacts / "m.onnx"
+    parsed: list[str] = []
+    real = trust._load_onnx
+    monkeypatch.setattr(trust, "_load_onnx", lambda p: parsed.append(threading.current_thread().name) or real(p))
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with trust.parsed_once():
+            trust.load_onnx(path)
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with trust.parsed_once():
+            second_in.set()
+            first_out.wait(10)  # the other thread has left its block: this one's must still keep what it reads
+            trust.load_onnx(path)
+            trust.load_onnx(path)
+
+    threads = [threading.Thread(target=first, name="first"), threading.Thread(target=second, name="second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert parsed == ["first", "second"]
