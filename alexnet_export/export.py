@@ -12,7 +12,7 @@ Layout of OUT_DIR (written to a temporary sibling and renamed into place only wh
 from __future__ import annotations
 
 import json
-from concurrent.futures import wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -77,7 +77,7 @@ def merged(parts: list[Report], order: list[Path]) -> Report:
     """
     from alexnet_export.verify import environment
 
-    if len(parts) == 1:
+    if len(parts) == 1 and parts[0].environment:
         return parts[0]
     by_artifact = {key: value for part in parts for key, value in part.artifacts.items()}
     graph_rows = [row for part in parts for row in part.rows if row.format == "graph"]
@@ -95,6 +95,14 @@ def merged(parts: list[Report], order: list[Path]) -> Report:
         environment=environment(tf32, rows),
         require_gpu=any(part.require_gpu for part in parts),
     )
+
+
+def _released(run: Callable[[], Report]) -> Report:
+    """``run()``, then its freed memory handed back (its thread's malloc arena keeps it otherwise)."""
+    try:
+        return run()
+    finally:
+        release_memory()
 
 
 def export_all(
@@ -116,9 +124,10 @@ def export_all(
     where ``predict`` finds them. ``oracle``: the ``batch`` inputs and their :func:`background_oracle`,
     when the caller started it earlier (the CLI does, before importing TensorFlow). ``tensorflow``: starts
     TensorFlow's import on another thread (the CLI passes ``quiet.import_tensorflow_in_background``). It is
-    started when ONNX and TFLite are written and their verify begins: the import holds the GIL most of the
-    time, and so does the writing before it, while the runtimes that verify loads compute without it. The
-    SavedModel waits for it; int8 TFLite, whose converter reads the SavedModel, starts it first.
+    started when ONNX and TFLite are written and the TFLite verify begins: the import holds the GIL most of
+    the time, and so does the writing before it, while the runtimes that verify loads compute without it. The
+    ONNX file's verify begins earlier, on a thread of its own, as soon as the file is written. The
+    SavedModel waits for the import; int8 TFLite, whose converter reads the SavedModel, starts it first.
 
     Returns:
         The verify report, with artifact paths under ``out_dir``.
@@ -190,24 +199,35 @@ def _export(
         converter_needs_it = "tflite" in plan.formats and any(p not in PLACED_PRECISIONS for p in plan.precisions)
         if savedmodel is not None and converter_needs_it:
             savedmodel_now(savedmodel)
-        if "onnx" in plan.formats:
-            export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
-            release_memory()
-        if "tflite" in plan.formats:
-            for precision in plan.precisions:
-                options = TFLiteOptions(precision=precision)
-                written = savedmodel if converter_needs_it else None
-                export_tflite(weights, tmp / f"alexnet_{precision}.tflite", options=options, progress=progress,
-                              savedmodel=written)
-                release_memory()
         check = partial(verify, weights=weights, inputs=inputs, device=device, labels=labels, oracle=logits)
-        early = [tmp / name for name in names if name != "savedmodel" or converter_needs_it]
         parts = []
-        early_graph = savedmodel is None or converter_needs_it
-        start_tensorflow()  # see export_all: from here on the work runs mostly outside the GIL
-        if early or early_graph:
-            with progress.step(f"verifying {len(early)} artifacts"):
-                parts.append(check(early, include_graph=early_graph))
+        # The ONNX file is verified on a thread of its own as soon as it is written, while this one converts and
+        # writes the TFLite files: ONNX Runtime loads and runs it almost entirely without the GIL, which the
+        # TFLite export here and TensorFlow's import after it hold most of the time. Leaving this block waits for
+        # it, so the folder is never removed under a runtime still reading it.
+        with ThreadPoolExecutor(1, thread_name_prefix="alexnet-export-verify-onnx") as beside:
+            onnx_check = None
+            if "onnx" in plan.formats:
+                export_onnx(weights, tmp / "alexnet.onnx", progress=progress)
+                release_memory()
+                onnx_check = beside.submit(_released, partial(check, [tmp / "alexnet.onnx"], include_graph=False,
+                                                              describe_environment=False))
+            if "tflite" in plan.formats:
+                for precision in plan.precisions:
+                    options = TFLiteOptions(precision=precision)
+                    written = savedmodel if converter_needs_it else None
+                    export_tflite(weights, tmp / f"alexnet_{precision}.tflite", options=options, progress=progress,
+                                  savedmodel=written)
+                    release_memory()
+            early = [tmp / n for n in names if n != "alexnet.onnx" and (n != "savedmodel" or converter_needs_it)]
+            early_graph = savedmodel is None or converter_needs_it
+            start_tensorflow()  # see export_all: from here on the work runs mostly outside the GIL
+            if early or early_graph:
+                with progress.step(f"verifying {', '.join(path.name for path in early) or 'the canonical graph'}"):
+                    parts.append(check(early, include_graph=early_graph))
+            if onnx_check is not None:
+                with progress.step("verifying alexnet.onnx (begun beside the TFLite export)"):
+                    parts.append(onnx_check.result())
         if savedmodel is not None and not converter_needs_it:
             # The canonical module just saved is the graph the graph rows run: built once, run, dropped,
             # before the SavedModel's own checks and rows load it again.

@@ -433,6 +433,7 @@ def verify(
     labels: Sequence[str] | None = None,
     oracle: Future[np.ndarray] | None = None,
     graph: Any = None,
+    describe_environment: bool = True,
 ) -> Report:
     """Run the parity matrix and the weight checks.
 
@@ -450,6 +451,8 @@ def verify(
         oracle: :func:`background_oracle` of ``weights`` and ``inputs``, when the caller started it earlier.
         graph: the canonical module ``AlexNet(weights)`` for the graph rows, when the caller built it already
             (``export``, which has just saved it as the SavedModel).
+        describe_environment: fill the report's ``environment`` (versions, devices), which imports TensorFlow;
+            ``False`` leaves it empty, for a part of a report that :func:`alexnet_export.export.merged` completes.
 
     """
     from alexnet_export import trust
@@ -588,7 +591,7 @@ def verify(
             }
             for p in paths
         },
-        environment=environment(tf32, rows),
+        environment=environment(tf32, rows) if describe_environment else {},
         source={"path": source.path, "sha256": source.sha256, "format": source.format} if source else {},
         require_gpu=require_gpu,
         image_top5=image_top5,

@@ -2,8 +2,10 @@
 
 Each run is a fresh process that imports TensorFlow and reads the weights (not timed), then calls
 `export_all` with a progress reporter that records every step's seconds. The verify steps' sum is the
-figure of issue 17 ("verify of the three artifacts <= 2.5 s"). Each checkout's own structure cache is
-warmed by one untimed run. Runs are interleaved; medians.
+figure export waits for; each `verify()` call is also timed from its start to its end, on whatever thread it
+runs (export verifies its ONNX file on a thread of its own, beside the TFLite export), and their sum is the
+verify work, the figure of issue 17 ("verify of the three artifacts <= 2.5 s"). Each checkout's own structure
+cache is warmed by one untimed run. Runs are interleaved, each round starting with the next checkout; medians.
 Usage: python benchmarks/export_steps.py [WEIGHTS.npy] [--runs N] [--baseline DIR]
 """
 
@@ -17,9 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import weights_file, weights_parser
+from _measure import rotated, weights_file, weights_parser
 
+CALLS = "verify() calls, each start to end, summed"
 CHILD = r"""
+CALLS = "verify() calls, each start to end, summed"
 import json, re, sys, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,10 +45,23 @@ class Recording:
         name = re.sub(r"\S*/", "", message)  # folders (temporary ones included) left out
         steps[name] = steps.get(name, 0.0) + time.perf_counter() - start
 
+import alexnet_export.verify
+calls = []
+plain_verify = alexnet_export.verify.verify
+
+def timed_verify(*args, **kwargs):  # export imports verify when it runs: this is the one it calls
+    begun = time.perf_counter()
+    try:
+        return plain_verify(*args, **kwargs)
+    finally:
+        calls.append(time.perf_counter() - begun)
+
+alexnet_export.verify.verify = timed_verify
 weights = read_weights(sys.argv[2])
 start = time.perf_counter()
 report = export_all(weights, Path(sys.argv[3]), device="cpu", force=True, progress=Recording())
 steps["export_all (total)"] = time.perf_counter() - start
+steps[CALLS] = sum(calls)
 assert report.exit_code == 0, report.problems
 print("STEPS " + json.dumps(steps))
 """
@@ -73,16 +90,19 @@ def main() -> None:
         for name, checkout in checkouts.items():
             run(checkout, weights, Path(tmp) / "warm", envs[name])
         results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
-        for _ in range(args.runs):
-            for name, checkout in checkouts.items():
-                results[name].append(run(checkout, weights, Path(tmp) / name.replace(" ", "-"), envs[name]))
+        for round_ in range(args.runs):
+            for name in rotated(list(checkouts), round_):
+                results[name].append(run(checkouts[name], weights, Path(tmp) / name.replace(" ", "-"), envs[name]))
     print(f"full-size weights, {args.runs} interleaved runs, medians (seconds, one process)")
     for name, runs in results.items():
         print(f"\n{name}")
         for step in runs[0]:
             print(f"  {step:64} {statistics.median(r.get(step, 0.0) for r in runs):7.2f}")
         verifying = [sum(t for s, t in r.items() if s.startswith("verifying")) for r in runs]
-        print(f"  {'verify steps together (issue 17 target <= 2.5 s)':64} {statistics.median(verifying):7.2f}")
+        work = statistics.median(r[CALLS] for r in runs)
+        waited = statistics.median(verifying)
+        print(f"  {'verify steps on the main thread, together (what export waits)':64} {waited:7.2f}")
+        print(f"  {'verify work (the calls above; issue 17 target <= 2.5 s)':64} {work:7.2f}")
 
 
 if __name__ == "__main__":

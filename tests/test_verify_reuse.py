@@ -450,6 +450,37 @@ def test_verify_without_tensorflow_rows_imports_it_for_the_report_through_the_sh
     assert "oneDNN" not in done.stderr and "cpu_feature_guard" not in done.stderr, done.stderr[-2000:]
 
 
+def test_export_verifies_its_onnx_file_while_the_tflite_file_is_being_written(
+    tmp_path: Path, small_weights: AlexNetWeights
+) -> None:
+    import threading
+
+    from alexnet_export import runtimes
+    from alexnet_export.export import export_all
+    from alexnet_export.exporters import tflite
+
+    loading = threading.Event()
+    waited: list[bool] = []
+    onnx_rows, export_tflite = runtimes.onnx_rows, tflite.export_tflite
+
+    def marked_onnx_rows(path: Path) -> list[runtimes.Row]:
+        loading.set()
+        return onnx_rows(path)
+
+    def waiting_export_tflite(*args: object, **kwargs: object) -> object:
+        waited.append(loading.wait(30))  # ONNX Runtime loads the ONNX file before this export has begun
+        return export_tflite(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtimes, "onnx_rows", marked_onnx_rows)
+        patch.setattr(tflite, "export_tflite", waiting_export_tflite)
+        report = export_all(small_weights, tmp_path / "out", device="cpu")
+    assert waited == [True]
+    assert report.exit_code == 0, report.problems
+    assert [row.format for row in report.rows] == ["graph", "savedmodel", "onnx", "tflite"]
+    assert {"packages", "onnxruntime_providers", "tf_gpus"} <= set(report.environment)  # completed when merged
+
+
 def test_parsed_once_on_two_threads_keeps_each_threads_models_for_its_whole_block(
     small_artifacts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
