@@ -40,15 +40,18 @@ def graph_params(weights: AlexNetWeights, groups: str) -> tuple[Architecture, di
     return arch, params
 
 
-TILE = 256  # rows and columns of one block when a large 2-d array is read across its strides
+TILE = 1024  # rows and columns of one block when a large 2-d array is read across its strides
 
 
 def tiles(array: np.ndarray) -> Iterator[tuple[slice, slice]]:
     """Square blocks covering a 2-d ``array``, row by row.
 
     A transposed view (a TFLite dense kernel is the transpose of the source's) read in these blocks
-    stays in cache: copying fc6's 151 MB across its strides takes 0.115 s in blocks here against
-    0.28 s for one ``np.copyto``, and comparing it 0.144 s against 0.30 s.
+    stays in cache: copying fc6's 151 MB across its strides takes 0.160 s in 1024 x 1024 blocks against
+    0.284 s for one ``np.copyto``, and comparing it 0.165 s against 0.297 s (``benchmarks/tiles.py``).
+    Each block is a numpy call that lets the GIL go and takes it back, which beside a thread holding the
+    GIL (``export`` imports TensorFlow beside verify) waits up to the switch interval: 256 x 256 blocks,
+    slightly faster alone (0.116 / 0.134 s), took 3.1 / 3.3 s there, against 0.35 / 0.56 s for these.
     """
     rows, cols = array.shape
     for r in range(0, rows, TILE):
