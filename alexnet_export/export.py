@@ -98,11 +98,15 @@ def merged(parts: list[Report], order: list[Path]) -> Report:
 
 
 def _released(run: Callable[[], Report]) -> Report:
-    """``run()``, then its freed memory handed back (its thread's malloc arena keeps it otherwise)."""
+    """``run()``, then its freed memory handed back (its thread's malloc arena keeps it otherwise).
+
+    Only trimmed, not collected: ONNX Runtime's sessions go with their runners, and TensorFlow's import may
+    be running on another thread by then.
+    """
     try:
         return run()
     finally:
-        release_memory()
+        release_memory(collect=False)
 
 
 def export_all(

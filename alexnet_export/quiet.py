@@ -66,12 +66,15 @@ def fds_silenced(*fds: int) -> Iterator[None]:
         yield
 
 
-def release_memory() -> None:
+def release_memory(*, collect: bool = True) -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
 
     Between export steps this keeps one step's freed buffers from adding to the next step's peak RSS.
+    ``collect=False`` only trims: for a thread whose objects go without a collection, while another thread
+    may be importing TensorFlow (a collection then walks all it has made so far, holding the GIL).
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.malloc_trim(0)

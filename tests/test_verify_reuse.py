@@ -481,11 +481,23 @@ def test_export_verifies_its_onnx_file_while_the_tflite_file_is_being_written(
         waited.append(loading.wait(30))  # ONNX Runtime loads the ONNX file before this export has begun
         return export_tflite(*args, **kwargs)  # type: ignore[arg-type]
 
+    from alexnet_export import export
+
+    released: list[tuple[str, bool]] = []
+    release_memory = export.release_memory
+
+    def recorded_release(*, collect: bool = True) -> None:
+        released.append((threading.current_thread().name, collect))
+        release_memory(collect=collect)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runtimes, "onnx_rows", marked_onnx_rows)
         patch.setattr(tflite, "export_tflite", waiting_export_tflite)
+        patch.setattr(export, "release_memory", recorded_release)
         report = export_all(small_weights, tmp_path / "out", device="cpu")
     assert waited == [True]
+    beside = [collect for name, collect in released if name.startswith("alexnet-export-verify-onnx")]
+    assert beside == [False]  # its memory trimmed when it ends, without a collection beside TensorFlow's import
     assert report.exit_code == 0, report.problems
     assert [row.format for row in report.rows] == ["graph", "savedmodel", "onnx", "tflite"]
     assert {"packages", "onnxruntime_providers", "tf_gpus"} <= set(report.environment)  # completed when merged
@@ -523,3 +535,27 @@ def test_parsed_once_on_two_threads_keeps_each_threads_models_for_its_whole_bloc
     for thread in threads:
         thread.join(30)
     assert parsed == ["first", "second"]
+
+
+def test_release_memory_can_trim_the_heap_without_a_collection() -> None:
+    import gc
+
+    from alexnet_export.quiet import release_memory
+
+    phases: list[str] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        phases.append(phase)
+
+    enabled = gc.isenabled()
+    gc.disable()  # no automatic collection in between: only what release_memory asks for is seen
+    gc.callbacks.append(callback)
+    try:
+        release_memory(collect=False)
+        assert phases == []
+        release_memory()
+        assert phases == ["start", "stop"]
+    finally:
+        gc.callbacks.remove(callback)
+        if enabled:
+            gc.enable()
