@@ -3,7 +3,8 @@
 The TFLite converter's output at placement's two small widths, tf2onnx's conversion of the graph with
 its weights as inputs, and the SavedModel graph ``verify`` expects depend only on the architecture, the
 shapes, the options and the library versions, yet cost 0.2 s to a second or more and, for tf2onnx, leave
-~270 MiB in TensorFlow's allocator pool. They are
+~270 MiB in TensorFlow's allocator pool (unless it uses the system allocator, as the console script has it
+do). They are
 kept in ``$ALEXNET_EXPORT_CACHE`` (``off`` turns it off), else ``$XDG_CACHE_HOME/alexnet-export``
 (default ``~/.cache``). The folder and every entry are used only if they are this user's and writable by
 no one else, and an entry only if the caller's trust check passes; otherwise the structure is made again.

@@ -195,11 +195,12 @@ def _export(
         names += ["alexnet.onnx"] if "onnx" in plan.formats else []
         names += [f"alexnet_{p}.tflite" for p in plan.precisions] if "tflite" in plan.formats else []
         savedmodel = tmp / "savedmodel" if "savedmodel" in plan.formats else None
-        # TensorFlow keeps the memory of the 244 MB it allocates for the SavedModel in oneDNN's pool for
-        # the process (measured: 250 MiB not returned), so the artifacts whose runtimes are not TensorFlow
-        # are written and verified first, and the SavedModel and its TensorFlow rows come last: ONNX
-        # Runtime and LiteRT then never run on top of that pool. Only the TFLite converter (int8) needs
-        # the SavedModel first.
+        # TensorFlow's oneDNN allocator keeps the memory of the 244 MB it allocates for the SavedModel in a
+        # pool for the process (measured: 250 MiB not returned) unless it uses the system allocator, which
+        # the console script chooses (alexnet_export._entry); so the artifacts whose runtimes are not
+        # TensorFlow are written and verified first, and the SavedModel and its TensorFlow rows come last:
+        # ONNX Runtime and LiteRT then never run on top of that pool. Only the TFLite converter (int8)
+        # needs the SavedModel first.
         converter_needs_it = "tflite" in plan.formats and any(p not in PLACED_PRECISIONS for p in plan.precisions)
         if savedmodel is not None and converter_needs_it:
             savedmodel_now(savedmodel)

@@ -168,6 +168,45 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal(cli, tmp_path: Path, s
     assert result.stderr == ""
 
 
+TF_ALLOCATOR = """
+import sys, types
+
+def main():  # stands in for the CLI: does TensorFlow give a large freed tensor's memory back?
+    from alexnet_export.quiet import import_tensorflow
+    import_tensorflow()
+    import tensorflow as tf
+    def rss():
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) // 1024
+    tf.zeros([1]).numpy()
+    before = rss()
+    tensor = tf.fill([64 * 2**20], 1.0)  # 256 MiB
+    tensor.numpy()
+    del tensor
+    print(rss() - before)
+
+stub = types.ModuleType("alexnet_export.cli")
+stub.main = main
+sys.modules["alexnet_export.cli"] = stub
+from alexnet_export._entry import main as console_script
+console_script()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.parametrize(("given", "kept"), [(None, False), ("0", True)])
+def test_the_console_script_has_tensorflow_give_freed_memory_back_unless_the_user_chose(
+    given: str | None, kept: bool
+) -> None:
+    pytest.importorskip("tensorflow")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    if given is not None:
+        env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = given
+    done = subprocess.run([sys.executable, "-c", TF_ALLOCATOR], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resident = int(done.stdout.strip().splitlines()[-1])  # MiB still resident after the 256 MiB tensor went
+    assert (resident > 200) is kept, resident
+
+
 OPENBLAS_TIMEOUT = """
 import sys, types
 
