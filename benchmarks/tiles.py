@@ -19,6 +19,7 @@ import numpy as np
 
 from alexnet_export import stored
 from alexnet_export.verify import bit_equal
+from converters.arch import DEFAULT_ARCH, PRESETS, expected_kernel_shape, first_dense
 
 
 def _seconds(run: Callable[[], object]) -> float:
@@ -44,7 +45,10 @@ def _beside_a_gil_bound_thread(run: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    source = np.random.default_rng(0).standard_normal((9216, 4096)).astype(np.float32)  # fc6, (in, out)
+    arch = PRESETS[DEFAULT_ARCH]
+    dense = first_dense(arch)  # bvlc-alexnet's fc6, the largest kernel
+    shape = expected_kernel_shape(arch, dense, arch.widths())
+    source = np.random.default_rng(0).standard_normal(shape).astype(np.float32)  # (in, out)
     stored_layout = np.ascontiguousarray(source.T)  # (out, in), as a TFLite file holds it
     out = np.empty_like(stored_layout)
 
@@ -56,7 +60,7 @@ def main() -> None:
     def compare_in_tiles() -> bool:
         return bit_equal(stored_layout.T, source)
 
-    print("fc6 (9216 x 4096 float32) across its strides; seconds")
+    print(f"{dense} of {arch.name} ({shape[0]} x {shape[1]} float32) across its strides; seconds")
     print(f"{'':44} {'alone':>8} {'beside a GIL-bound thread':>26}")
     anchors = {
         "copy, one np.copyto [anchor]": lambda: np.copyto(out, source.T),

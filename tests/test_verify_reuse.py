@@ -33,12 +33,16 @@ def test_bit_equal_compares_strided_views_block_by_block_and_bit_by_bit() -> Non
 
 def test_a_full_size_dense_kernel_is_read_across_its_strides_in_few_blocks() -> None:
     from alexnet_export.stored import strided, tiles
+    from converters.arch import DEFAULT_ARCH, PRESETS, expected_kernel_shape, first_dense
 
-    # Each block takes the GIL back once; beside TensorFlow's import that waits up to 5 ms a block, so fc6's
-    # transpose (9216 x 4096 viewed as 4096 x 9216) must not be cut into hundreds of them (256 x 256 gave 576).
-    view = np.empty((9216, 4096), np.float32).T
+    # Each block takes the GIL back once; beside TensorFlow's import that waits up to 5 ms a block, so the
+    # largest dense kernel's transpose (fc6: 9216 x 4096) must not be cut into hundreds of them (256 x 256
+    # gave 576).
+    arch = PRESETS[DEFAULT_ARCH]
+    shape = expected_kernel_shape(arch, first_dense(arch), arch.widths())
+    view = np.empty(shape, np.float32).T
     assert strided(view) and 0 < len(list(tiles(view))) <= 64
-    assert not strided(np.empty((4096, 9216), np.float32))  # a contiguous array is read in one call
+    assert not strided(np.empty(shape[::-1], np.float32))  # a contiguous array is read in one call
 
 
 def test_weight_check_finds_one_changed_value_in_a_tflite_dense_kernel(
