@@ -14,10 +14,11 @@ def main() -> None:
     # unchanged (sha256 of its logits compared). Read when OpenBLAS loads, so before numpy is imported.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     # TensorFlow's oneDNN CPU allocator keeps what it frees in a BFC pool for the life of the process: the
-    # ~250 MiB of tf2onnx's grappler pass (a fake feed tensor per weight placeholder) and of the SavedModel's
+    # fake feed tensors of tf2onnx's grappler pass (one per weight placeholder) and the SavedModel's
     # variables stayed resident under everything after them. With the system allocator they go back to the
-    # OS; the kernels and their results are the same (report rows and artifact bytes compared). Read when
-    # TensorFlow makes its allocator, so before it is imported.
+    # OS (benchmarks/export.py, first run: 1,509 MiB peak against 1,759 MiB before); the kernels and their
+    # results are the same (report rows and artifact bytes compared). Read when TensorFlow makes its
+    # allocator, so before it is imported.
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     from alexnet_export import converters_problem
 
