@@ -1,0 +1,93 @@
+"""One `verify()` call of every artifact in an export folder, in one process: this checkout next to a baseline.
+
+Issue 17's "verify of the three artifacts" as it was first measured: in a process that has imported TensorFlow
+and read the weights (neither timed), one call of `alexnet_export.verify.verify` on the folder's SavedModel,
+ONNX and TFLite files, with its own oracle, structure checks, weight checks, runtimes and file digests. Each
+run is a fresh process (its first call, as `alexnet-export verify` makes it); each checkout has its own
+structure cache, warmed by one untimed run. Besides the wall time, the call's CPU seconds (user + system, all
+threads) and its minor page faults: the CPU seconds over the machine's cores are what the call would take if
+no step ever waited for another. Runs are interleaved, each round starting with the next checkout; medians.
+Usage: python benchmarks/verify_call.py EXPORT_DIR WEIGHTS.npy [--runs N] [--baseline DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _measure import rotated
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from alexnet_export.quiet import import_tensorflow
+import_tensorflow()
+from alexnet_export.sources import read_weights
+from alexnet_export.verify import make_inputs, verify
+
+weights = read_weights(sys.argv[2])
+folder = Path(sys.argv[3])
+paths = [folder / "savedmodel", folder / "alexnet.onnx", *sorted(folder.glob("alexnet_*.tflite"))]
+inputs = make_inputs(count=8, spec=weights.arch.input)
+before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+report = verify(paths, weights, inputs=inputs, device="cpu")
+seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+assert report.exit_code == 0, report.problems
+cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+faults = after.ru_minflt - before.ru_minflt
+print("CALL " + json.dumps({"seconds": seconds, "cpu": cpu, "faults_mib": faults * resource.getpagesize() / 2**20}))
+"""
+
+
+def run(checkout: Path, weights: Path, folder: Path, env: dict[str, str]) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, checkout, weights, folder], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    line = next(row for row in done.stdout.splitlines() if row.startswith("CALL "))
+    return dict(json.loads(line[len("CALL ") :]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("export_dir", type=Path)
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parent.parent
+    checkouts = {"this checkout": here}
+    if args.baseline:
+        checkouts[f"baseline {args.baseline}"] = args.baseline.resolve()
+    cores = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        envs = {
+            name: {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / f"cache-{i}"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            for i, name in enumerate(checkouts)
+        }
+        for name, checkout in checkouts.items():
+            run(checkout, args.weights, args.export_dir, envs[name])
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+        for round_ in range(args.runs):
+            for name in rotated(list(checkouts), round_):
+                results[name].append(run(checkouts[name], args.weights, args.export_dir, envs[name]))
+    print(f"one verify() of {args.export_dir}, {args.runs} interleaved runs, medians; {cores} cores")
+    print(f"{'':48} {'wall s':>7} {'CPU s':>7} {'CPU s / cores':>14} {'page faults MiB':>16}")
+    medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
+    for name, row in medians.items():
+        print(f"{name:48} {row['seconds']:7.3f} {row['cpu']:7.2f} {row['cpu'] / cores:14.2f} {row['faults_mib']:16.0f}")
+    if len(medians) > 1:
+        mine, base = medians["this checkout"], list(medians.values())[1]
+        print(f"\nwall x{mine['seconds'] / base['seconds']:.3f} of the baseline's (issue 17: <= 2.5 s)")
+
+
+if __name__ == "__main__":
+    main()
