@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -131,6 +132,42 @@ def warmed(argv: list[Any], cache: Path) -> list[Any]:
     warm = ["env", f"ALEXNET_EXPORT_CACHE={cache}", *argv]
     subprocess.run([str(a) for a in warm], check=True, capture_output=True)
     return warm
+
+
+def child_result(code: str, args: list[Any], tag: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``code`` in a fresh interpreter with ``args``: the JSON it printed on its line starting ``TAG ``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    line = next(row for row in done.stdout.splitlines() if row.startswith(f"{tag} "))
+    return dict(json.loads(line[len(tag) + 1 :]))
+
+
+def checkout_rounds(
+    checkouts: dict[str, Path],
+    call: Callable[[Path, dict[str, str], str], dict[str, float]],
+    *,
+    runs: int,
+    folder: Path,
+) -> dict[str, list[dict[str, float]]]:
+    """``call(checkout, env, label)`` for each checkout in ``runs`` rotated rounds, each with its own structure cache.
+
+    Each checkout's cache (under ``folder``) is filled by one untimed call first, labelled ``warm``; the timed
+    calls are labelled with the checkout's name. Returns every timed call's result, per checkout.
+    """
+    envs = {
+        name: {**os.environ, "ALEXNET_EXPORT_CACHE": str(folder / f"cache-{i}"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        for i, name in enumerate(checkouts)
+    }
+    for name, checkout in checkouts.items():
+        call(checkout, envs[name], "warm")
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+    for round_ in range(runs):
+        for name in rotated(list(checkouts), round_):
+            results[name].append(call(checkouts[name], envs[name], name))
+    return results
 
 
 def weights_parser(runs: int = 5, *, baseline: bool = False) -> argparse.ArgumentParser:

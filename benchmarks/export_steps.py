@@ -12,15 +12,11 @@ Usage: python benchmarks/export_steps.py [WEIGHTS.npy] [--runs N] [--baseline DI
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _measure import rotated, weights_file, weights_parser
+from _measure import checkout_rounds, child_result, weights_file, weights_parser
 
 CALLS = "verify() calls, each start to end, summed (they may overlap)"
 CHILD = r"""
@@ -68,32 +64,20 @@ print("STEPS " + json.dumps(steps))
 """
 
 
-def run(checkout: Path, weights: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, checkout, weights, out], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode:
-        raise RuntimeError(done.stderr[-3000:])
-    line = next(row for row in done.stdout.splitlines() if row.startswith("STEPS "))
-    return dict(json.loads(line[len("STEPS ") :]))
-
-
 def main() -> None:
     args = weights_parser(runs=3, baseline=True).parse_args()
     here = Path(__file__).resolve().parent.parent
     checkouts = {"this checkout": here} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, tmp)
-        envs = {  # each checkout its own structure cache, filled by one untimed run
-            name: {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / f"cache-{i}"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-            for i, name in enumerate(checkouts)
-        }
-        for name, checkout in checkouts.items():
-            run(checkout, weights, Path(tmp) / "warm", envs[name])
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
-        for round_ in range(args.runs):
-            for name in rotated(list(checkouts), round_):
-                results[name].append(run(checkouts[name], weights, Path(tmp) / name.replace(" ", "-"), envs[name]))
+        results = checkout_rounds(
+            checkouts,
+            lambda checkout, env, label: child_result(
+                CHILD, [checkout, weights, Path(tmp) / label.replace(" ", "-")], "STEPS", env
+            ),
+            runs=args.runs,
+            folder=Path(tmp),
+        )
     print(f"full-size weights, {args.runs} interleaved runs, medians (seconds, one process)")
     for name, runs in results.items():
         print(f"\n{name}")

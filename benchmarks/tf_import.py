@@ -10,11 +10,10 @@ Usage: python benchmarks/tf_import.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
+
+from _measure import child_result
 
 CHILD = r"""
 import gc, json, sys, time
@@ -36,9 +35,7 @@ ROWS = {"bare": "import tensorflow [anchor]", "toolkit": "quiet.import_tensorflo
 
 def run(kind: str) -> dict[str, float]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", CHILD, kind], capture_output=True, text=True, env=env, check=True)
-    line = next(row for row in done.stdout.splitlines() if row.startswith("TIMES "))
-    return dict(json.loads(line[len("TIMES ") :]))
+    return child_result(CHILD, [kind], "TIMES", env)
 
 
 def main() -> None:

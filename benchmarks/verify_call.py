@@ -13,15 +13,12 @@ Usage: python benchmarks/verify_call.py EXPORT_DIR WEIGHTS.npy [--runs N] [--bas
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _measure import rotated
+from _measure import checkout_rounds, child_result
 
 CHILD = r"""
 import json, resource, sys, time
@@ -46,16 +43,6 @@ print("CALL " + json.dumps({"seconds": seconds, "cpu": cpu, "faults_mib": faults
 """
 
 
-def run(checkout: Path, weights: Path, folder: Path, env: dict[str, str]) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, checkout, weights, folder], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode:
-        raise RuntimeError(done.stderr[-3000:])
-    line = next(row for row in done.stdout.splitlines() if row.startswith("CALL "))
-    return dict(json.loads(line[len("CALL ") :]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("export_dir", type=Path)
@@ -69,16 +56,12 @@ def main() -> None:
         checkouts[f"baseline {args.baseline}"] = args.baseline.resolve()
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
-        envs = {
-            name: {**os.environ, "ALEXNET_EXPORT_CACHE": str(Path(tmp) / f"cache-{i}"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-            for i, name in enumerate(checkouts)
-        }
-        for name, checkout in checkouts.items():
-            run(checkout, args.weights, args.export_dir, envs[name])
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
-        for round_ in range(args.runs):
-            for name in rotated(list(checkouts), round_):
-                results[name].append(run(checkouts[name], args.weights, args.export_dir, envs[name]))
+        results = checkout_rounds(
+            checkouts,
+            lambda checkout, env, _: child_result(CHILD, [checkout, args.weights, args.export_dir], "CALL", env),
+            runs=args.runs,
+            folder=Path(tmp),
+        )
     print(f"one verify() of {args.export_dir}, {args.runs} interleaved runs, medians; {cores} cores")
     print(f"{'':48} {'wall s':>7} {'CPU s':>7} {'CPU s / cores':>14} {'page faults MiB':>16}")
     medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
