@@ -425,6 +425,58 @@ def test_an_artifact_runs_before_the_oracle_is_ready_and_waits_for_it_only_to_co
     assert [row.status for row in report.rows] == ["passed"] and report.exit_code == 0
 
 
+def test_the_oracle_is_kept_per_weight_set_and_images_and_computed_again_for_anything_else(
+    small_weights: AlexNetWeights, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import io
+
+    import alexnet_export.verify as verify_module
+    from alexnet_export.cache import CACHE_ENV
+    from alexnet_export.reference import forward
+    from converters.arch import PRESETS
+    from converters.weights import Layer, with_arch
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    computed: list[int] = []
+
+    def counted(weights: AlexNetWeights, images: np.ndarray) -> np.ndarray:
+        computed.append(len(images))
+        return forward(weights, images)
+
+    monkeypatch.setattr(verify_module, "forward", counted)
+    oracle = verify_module.oracle_logits
+    images = make_inputs(count=2, spec=small_weights.arch.input).images
+    first = oracle(small_weights, images)
+    np.testing.assert_array_equal(first, forward(small_weights, images))
+    again = oracle(small_weights, images)
+    n = len(images)
+    assert computed == [n] and again.dtype == np.float64 and again.tobytes() == first.tobytes()
+
+    oracle(small_weights, images[:1])  # other images
+    last = list(small_weights.layers)[-1]
+    bias = small_weights[last].bias.copy()
+    bias[0] = np.nextafter(bias[0], np.float32(np.inf))  # one bit of one weight
+    changed = AlexNetWeights({**small_weights.layers, last: Layer(small_weights[last].kernel, bias)},
+                             small_weights.arch)
+    assert not np.array_equal(oracle(changed, images), first)
+    guerzhoy = oracle(with_arch(small_weights, PRESETS["guerzhoy"]), images)  # another LRN, same arrays
+    np.testing.assert_array_equal(guerzhoy, forward(small_weights, images, arch=PRESETS["guerzhoy"]))
+    assert computed == [n, 1, n, n]
+
+    entries = sorted((tmp_path / "cache" / "oracle").iterdir())
+    assert len(entries) == 4
+    wrong = io.BytesIO()
+    np.save(wrong, first.astype(np.float32))
+    for index, entry in enumerate(entries):  # an entry that is not float64 logits of the batch's shape is not used
+        entry.write_bytes(wrong.getvalue() if index % 2 else b"not an npy")
+    np.testing.assert_array_equal(oracle(small_weights, images), first)
+    assert computed == [n, 1, n, n, n]
+    monkeypatch.setenv(CACHE_ENV, "off")
+    oracle(small_weights, images)
+    oracle(small_weights, images)
+    assert computed == [n, 1, n, n, n, n, n]
+
+
 @pytest.mark.parametrize("size", [0, 1, HASH_CHUNK, HASH_CHUNK + 5])
 def test_file_sha256_reads_in_chunks_and_hashes_every_byte(tmp_path: Path, size: int) -> None:
     import hashlib
