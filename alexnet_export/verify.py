@@ -411,8 +411,9 @@ def oracle_logits(weights: AlexNetWeights, images: np.ndarray) -> np.ndarray:
 
     The entry's name digests the oracle's own source, the architecture, every weight array and the images
     (names, dtypes, shapes, bytes) with the toolkit's and numpy's versions, so another weight set, input
-    batch or oracle is computed again. Hashing the 244 MB of a full-size weight set takes a sixth of the
-    oracle's time and lets the GIL go. ``ALEXNET_EXPORT_CACHE=off`` computes it on every call.
+    batch or oracle is computed again. Hashing the 244 MB of a full-size weight set lets the GIL go and costs
+    a fraction of the oracle (``benchmarks/verify_call.py``). ``ALEXNET_EXPORT_CACHE=off`` computes it on
+    every call.
     """
     import io
 
