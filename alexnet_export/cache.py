@@ -85,7 +85,7 @@ def cached_bytes(kind: str, name: str, make: Callable[[], bytes], check: Callabl
     data = _read(folder / name, check) if folder is not None else None
     if data is None:
         data = make()
-        if folder is not None:
+        if folder is not None and len(data) <= MAX_CACHED_BYTES:  # a larger entry would never be read back
             _write(folder / name, data)
     return data
 

@@ -218,3 +218,21 @@ def test_the_onnx_checker_verdict_is_kept_for_a_byte_identical_file_only(
     monkeypatch.setenv(CACHE_ENV, "off")
     export_onnx(small_weights, tmp_path / "f.onnx")
     assert len(checked) == 5
+
+
+def test_an_entry_larger_than_the_cache_reads_back_is_returned_and_not_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from alexnet_export import cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "MAX_CACHED_BYTES", 8)
+    made: list[int] = []
+
+    def make(size: int) -> bytes:
+        made.append(size)
+        return b"x" * size
+
+    for size in (9, 9, 8, 8):
+        assert cache.cached_bytes("sized", f"n{size}", lambda size=size: make(size), lambda data, path: None) == b"x" * size
+    assert made == [9, 9, 8] and sorted(p.name for p in (tmp_path / "cache" / "sized").iterdir()) == ["n8"]
