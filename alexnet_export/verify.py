@@ -409,20 +409,23 @@ def environment(tf32: bool, rows: list[RowResult]) -> dict[str, Any]:
 def oracle_logits(weights: AlexNetWeights, images: np.ndarray) -> np.ndarray:
     """The float64 oracle's logits of ``images``, kept in the structure cache by what they are computed from.
 
-    The entry's name digests the oracle's own source, the architecture, every weight array and the images
-    (names, dtypes, shapes, bytes) with the toolkit's and numpy's versions, so another weight set, input
-    batch or oracle is computed again. Hashing the 244 MB of a full-size weight set lets the GIL go and costs
-    a fraction of the oracle (``benchmarks/verify_call.py``). ``ALEXNET_EXPORT_CACHE=off`` computes it on
-    every call.
+    The entry's name digests the oracle's source (its module, and the architecture module it computes
+    shapes with), the architecture, every weight array and the images (names, dtypes, shapes, bytes), with
+    the toolkit's and numpy's versions: another weight set, input batch or oracle is computed again.
+    Hashing a full-size weight set's 244 MB lets the GIL go and takes a fraction of the oracle's time.
+    ``ALEXNET_EXPORT_CACHE=off`` computes it on every call.
     """
     import io
 
+    import converters.arch
     from alexnet_export import reference
     from alexnet_export.cache import cache_dir, cached_bytes, entry_name
 
     if cache_dir("oracle") is None:  # off, or not safe to use: nothing to name an entry for
         return forward(weights, images)
-    digest = hashlib.sha256(Path(reference.__file__).read_bytes())
+    digest = hashlib.sha256()
+    for module in (reference, converters.arch):
+        digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(weights.arch.dumps().encode())
     for name, array in [*weights.all_arrays().items(), ("images", np.asarray(images))]:
         digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
@@ -450,7 +453,7 @@ def oracle_logits(weights: AlexNetWeights, images: np.ndarray) -> np.ndarray:
 
 
 def background_oracle(weights: AlexNetWeights, inputs: Inputs) -> Future[np.ndarray]:
-    """The float64 oracle logits of ``inputs``, computed on a thread of its own.
+    """The float64 oracle logits of ``inputs`` (:func:`oracle_logits`: cached), on a thread of its own.
 
     numpy's products release the GIL, so the oracle's ~0.5 s runs on the second core while TensorFlow
     exports or the artifacts are checked; ``verify`` waits for it only where a row needs it.

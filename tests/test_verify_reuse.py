@@ -431,6 +431,7 @@ def test_the_oracle_is_kept_per_weight_set_and_images_and_computed_again_for_any
     import io
 
     import alexnet_export.verify as verify_module
+    from alexnet_export import reference
     from alexnet_export.cache import CACHE_ENV
     from alexnet_export.reference import forward
     from converters.arch import PRESETS
@@ -463,18 +464,26 @@ def test_the_oracle_is_kept_per_weight_set_and_images_and_computed_again_for_any
     np.testing.assert_array_equal(guerzhoy, forward(small_weights, images, arch=PRESETS["guerzhoy"]))
     assert computed == [n, 1, n, n]
 
+    edited = tmp_path / "reference.py"  # the oracle's code changed: its logits are computed again
+    edited.write_text(Path(reference.__file__).read_text() + "# edited\n")
+    real_file = reference.__file__
+    monkeypatch.setattr(reference, "__file__", str(edited))
+    oracle(small_weights, images)
+    monkeypatch.setattr(reference, "__file__", real_file)
+    assert computed == [n, 1, n, n, n]
+
     entries = sorted((tmp_path / "cache" / "oracle").iterdir())
-    assert len(entries) == 4
+    assert len(entries) == 5
     wrong = io.BytesIO()
     np.save(wrong, first.astype(np.float32))
     for index, entry in enumerate(entries):  # an entry that is not float64 logits of the batch's shape is not used
         entry.write_bytes(wrong.getvalue() if index % 2 else b"not an npy")
     np.testing.assert_array_equal(oracle(small_weights, images), first)
-    assert computed == [n, 1, n, n, n]
+    assert computed == [n, 1, n, n, n, n]
     monkeypatch.setenv(CACHE_ENV, "off")
     oracle(small_weights, images)
     oracle(small_weights, images)
-    assert computed == [n, 1, n, n, n, n, n]
+    assert computed == [n, 1, n, n, n, n, n, n]
 
 
 @pytest.mark.parametrize("size", [0, 1, HASH_CHUNK, HASH_CHUNK + 5])
