@@ -234,5 +234,6 @@ def test_an_entry_larger_than_the_cache_reads_back_is_returned_and_not_written(
         return b"x" * size
 
     for size in (9, 9, 8, 8):
-        assert cache.cached_bytes("sized", f"n{size}", lambda size=size: make(size), lambda data, path: None) == b"x" * size
+        found = cache.cached_bytes("sized", f"n{size}", lambda size=size: make(size), lambda data, path: None)
+        assert found == b"x" * size
     assert made == [9, 9, 8] and sorted(p.name for p in (tmp_path / "cache" / "sized").iterdir()) == ["n8"]
