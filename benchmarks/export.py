@@ -12,7 +12,8 @@ Targets (issue 6): export under 60 s and under 2.5 GB peak RSS on 2 cores; (issu
 This checkout runs twice: with the small-conversion cache off, and with a warm one.
 `--baseline DIR` adds the same `export` run from another checkout (e.g. `git worktree add DIR <commit>`),
 imported ahead of the installed package, so this commit is measured side by side with that one;
-`--no-by-hand` leaves out steps 1-4 (the baseline is then the anchor).
+`--no-by-hand` leaves out steps 1-4 (the baseline is then the anchor). The baseline runs with its cache off and warm
+too, and each of this checkout's variants is compared with the baseline's same variant.
 Usage: python benchmarks/export.py [WEIGHTS.npy] [--runs N] [--baseline DIR] [--no-by-hand]
 """
 
@@ -31,14 +32,13 @@ from _measure import (
     measure_command,
     report,
     rotated,
-    warmed,
     weights_file,
     weights_parser,
 )
 
 HERE = Path(__file__).parent
 ANCHOR = "by hand: sum of 1-4 [anchor]"
-BASELINE = "baseline checkout: export (cache warm)"
+BASELINE = "baseline checkout: export"
 
 
 def _args() -> argparse.Namespace:
@@ -70,12 +70,12 @@ def main() -> None:
                 sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "export", weights, Path(tmp) / "base",
                 "--batch", "8", "--force", "--quiet",
             ]
-            commands[BASELINE] = warmed(base, Path(tmp) / "cache-baseline")
+            commands |= cache_variants(BASELINE, base, Path(tmp) / "cache-baseline")
         if args.no_by_hand:
             commands = {name: argv for name, argv in commands.items() if not name[0].isdigit()}
 
         steps = [name for name in commands if name[0].isdigit()]
-        anchor = ANCHOR if steps else BASELINE
+        anchor = ANCHOR if steps else f"{BASELINE} (cache warm)"
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*commands, *([ANCHOR] if steps else [])]}
         blocks = ([steps] if steps else []) + [[name] for name in commands if name not in steps]
         for round_ in range(args.runs):  # the by-hand steps run in their order, as one block; blocks rotate
@@ -100,7 +100,7 @@ def main() -> None:
         for variant in ("no cache", "cache warm"):
             row = rows[f"alexnet-export export ({variant})"]
             if args.baseline is not None:
-                old = rows[BASELINE]
+                old = rows[f"{BASELINE} ({variant})"]  # a first run against a first run, warm against warm
                 print(
                     f"\nthis checkout ({variant}) vs {args.baseline}: time x{row['seconds'] / old['seconds']:.3f}, "
                     f"peak RSS x{row['peak_rss_mb'] / old['peak_rss_mb']:.3f}"

@@ -4,7 +4,7 @@ Anchor: `direct_tflite.py`, the minimal by-hand script (build the module, TFLite
 optimisation settings, write the bytes) on the same weights, interleaved whole processes. npy2tflite
 runs with --check-images 0 so only the export is compared. Target (issue 5): within 1.1x of the anchor;
 (issue 17) fp32 <= 3 s. `--baseline DIR` adds the same npy2tflite run from another checkout
-(`git worktree add DIR <commit>`), side by side.
+(`git worktree add DIR <commit>`), side by side, with its cache off and warm as this checkout's.
 Then LiteRT XNNPACK latency (batch 1) and throughput (batch 16) of each precision's file.
 Usage: python benchmarks/npy2tflite.py [WEIGHTS.npy] [--runs N] [--baseline DIR] [--precisions fp32,fp16]
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, warmed, weights_file, weights_parser
+from _measure import FROM_CHECKOUT, cache_variants, interleaved, report, weights_file, weights_parser
 
 HERE = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
@@ -70,9 +70,8 @@ def main() -> None:
                     *(sys.executable, "-c", FROM_CHECKOUT, args.baseline.resolve(), "npy2tflite", weights, out),
                     *("--precision", precision, "--check-images", "0", "--force", "--quiet"),
                 ]
-                commands[f"baseline checkout: npy2tflite {precision} (cache warm)"] = warmed(
-                    base, Path(tmp) / "cache-baseline"
-                )
+                baseline = f"baseline checkout: npy2tflite {precision}"
+                commands |= cache_variants(baseline, base, Path(tmp) / "cache-baseline")
             final = interleaved(commands, runs=args.runs, before=lambda out=out: out.unlink(missing_ok=True))
             report(f"npy -> TFLite {precision} (whole process)", final, "direct TFLiteConverter [anchor]")
         print(f"\n{'LiteRT XNNPACK':24} {'size MiB':>9} {'batch-1 ms':>11} {'batch-16 img/s':>15}")
