@@ -45,6 +45,22 @@ def test_each_precision_is_within_its_declared_tolerance(
         assert failures(metrics, TOLERANCES[precision], (batch, 17)) == [], metrics
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_row_runs_a_few_images_at_a_time_and_gives_the_whole_batchs_logits(
+    tflite_files: dict[str, Path], images5: np.ndarray, precision: str
+) -> None:
+    """The LiteRT row splits a batch (less memory at verify's peak); the logits are those of one whole-batch call."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from alexnet_export.runtimes import LITERT_IMAGES_PER_CALL
+
+    assert 1 < LITERT_IMAGES_PER_CALL < len(images5)  # the batch is split, its last part shorter: 2 + 2 + 1
+    (runner,) = tflite_rows(tflite_files[precision])
+    whole = Interpreter(model_path=str(tflite_files[precision])).get_signature_runner("serving_default")
+    expected = whole(images=images5)["logits"]
+    assert runner.run(images5).tobytes() == expected.tobytes()
+
+
 def test_smaller_precisions_make_smaller_files(tflite_files: dict[str, Path]) -> None:
     size = {p: path.stat().st_size for p, path in tflite_files.items()}
     assert size["fp16"] < 0.6 * size["fp32"] and size["int8"] < 0.35 * size["fp32"]
