@@ -15,6 +15,7 @@ from __future__ import annotations
 import mmap
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -563,7 +564,48 @@ def check_tflite_model(path: Path) -> Any:
         return check_tflite_bytes(path.read_bytes(), path)
     with open(path, "rb") as stream:  # a read-only mapping, as LiteRT's own: no 244 MB read into fresh memory
         mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    with _MAPPED_LOCK:
+        _MAPPED[_address(mapped)] = mapped
     return check_tflite_bytes(mapped, path)
+
+
+# The read-only file mappings check_tflite_model made, by address, while they live.
+_MAPPED: weakref.WeakValueDictionary[int, mmap.mmap] = weakref.WeakValueDictionary()
+_MAPPED_LOCK = threading.Lock()
+
+
+def _address(mapped: mmap.mmap) -> int:
+    import numpy as np
+
+    return int(np.frombuffer(mapped, np.uint8).ctypes.data)
+
+
+def release_pages(array: Any) -> None:
+    """Drop from this process's memory the pages of a checked TFLite file's mapping that ``array`` views, once read.
+
+    A read-only file mapping's pages count in the process's memory once read, until it is unmapped: comparing a
+    244 MB file's weights held all of them, beside ONNX Runtime's rows (verify's peak). Dropped, they stay in
+    the page cache, and a later read maps them again, with the file's bytes. Any other array: nothing happens
+    (``MADV_DONTNEED`` on a process's own memory would zero it, so only those mappings are ever advised).
+    """
+    from numpy.lib.array_utils import byte_bounds
+
+    if not getattr(mmap, "MADV_DONTNEED", None) or not array.size:
+        return
+    low, high = byte_bounds(array)
+    with _MAPPED_LOCK:
+        mappings = list(_MAPPED.items())
+    for base, mapped in mappings:
+        try:
+            inside = base <= low and high <= base + len(mapped)
+        except ValueError:  # closed
+            continue
+        if inside:
+            start = -(-(low - base) // mmap.PAGESIZE) * mmap.PAGESIZE  # only pages wholly inside the array
+            end = (high - base) // mmap.PAGESIZE * mmap.PAGESIZE
+            if end > start:
+                mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+            return
 
 
 def read_tflite(path: Path) -> Any:

@@ -340,16 +340,28 @@ def bit_equal(theirs: np.ndarray, mine: np.ndarray) -> bool:
 
     ``theirs`` may be a strided view (a TFLite dense kernel is the transpose of the file's bytes): a
     large 2-d one is compared in square blocks (:func:`alexnet_export.stored.tiles`), and no copy is made.
+    What has been compared of a checked TFLite file's mapping is let go (:func:`trust.release_pages`), a
+    dense kernel's a block column at a time (rows of the file's matrix), so the check holds little of the file.
     """
+    from alexnet_export.trust import release_pages
+
     theirs, mine = theirs.view(np.uint32), mine.view(np.uint32)
     if not strided(theirs):
-        return bool(np.array_equal(theirs, mine))
-    return all(np.array_equal(theirs[block], mine[block]) for block in tiles(theirs))
+        same = bool(np.array_equal(theirs, mine))
+        release_pages(theirs)
+        return same
+    for rows, columns in tiles(theirs, by_columns=True):
+        if not np.array_equal(theirs[rows, columns], mine[rows, columns]):
+            return False
+        if rows.stop >= theirs.shape[0]:  # the block column is done
+            release_pages(theirs[:, columns])
+    return True
 
 
 def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) -> WeightCheck:
     """Comparison of the weights stored in an fp32 artifact with the source: bit-exact, or fold-exact."""
     from alexnet_export.extract import stored_arrays
+    from alexnet_export.trust import release_pages
 
     if precision != "fp32":
         return WeightCheck(str(path), "not applicable")
@@ -368,7 +380,9 @@ def weight_check(path: Path, fmt: str, precision: str, weights: AlexNetWeights) 
             elif theirs.dtype != np.float32:
                 mismatches.append(f"{name}/{part} stored as {theirs.dtype}, not float32")
             elif name in folds:
-                if not _within_fold(theirs, folds[name][index]):
+                within = _within_fold(theirs, folds[name][index])
+                release_pages(theirs)
+                if not within:
                     worst = float(np.abs(theirs - folds[name][index]).max())
                     mismatches.append(f"{name}/{part} (folded: off the float64 fold by up to {worst:.3g})")
             elif not bit_equal(theirs, mine):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,6 +61,38 @@ def test_weight_check_finds_one_changed_value_in_a_tflite_dense_kernel(
     path.write_bytes(bytes(data))
     check = weight_check(path, "tflite", "fp32", small_weights)
     assert check.status == "mismatch" and check.mismatches == ("fc7/kernel (1 values differ, max 1)",)
+
+
+def _resident_kib(path: Path) -> int:
+    """KiB of this process's memory in its mappings of ``path`` (Linux: /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_the_tflite_weight_check_lets_go_of_the_file_pages_it_has_compared(
+    tmp_path: Path, small_weights: AlexNetWeights, small_artifacts: Path
+) -> None:
+    path = tmp_path / "m.tflite"
+    shutil.copy(small_artifacts / "m.tflite", path)
+    size_kib = path.stat().st_size // 1024
+    with trust.parsed_once():  # the weight check reads the mapping kept here
+        whole = np.frombuffer(trust.read_tflite(path)._tab.Bytes, np.uint8)
+        digest = hashlib.sha256(whole).hexdigest()  # every page read
+        assert _resident_kib(path) >= size_kib - 8
+        assert weight_check(path, "tflite", "fp32", small_weights).status == "bit-exact"
+        assert _resident_kib(path) < size_kib // 4  # the tables and the pages at the arrays' ends stay
+        assert hashlib.sha256(whole).hexdigest() == digest  # read again, from the file: the same bytes
+        del whole
+    anonymous = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
+    copy = anonymous.copy()
+    trust.release_pages(anonymous)  # not a file's mapping: left alone (dropped, its pages would read as zeros)
+    assert np.array_equal(anonymous, copy)
 
 
 def test_verify_parses_an_onnx_file_once_and_lets_it_go(
