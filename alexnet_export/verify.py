@@ -341,7 +341,7 @@ def bit_equal(theirs: np.ndarray, mine: np.ndarray) -> bool:
     ``theirs`` may be a strided view (a TFLite dense kernel is the transpose of the file's bytes): a
     large 2-d one is compared in square blocks (:func:`alexnet_export.stored.tiles`), and no copy is made.
     What has been compared of a checked TFLite file's mapping is let go (:func:`trust.release_pages`), a
-    dense kernel's a block column at a time (rows of the file's matrix), so the check holds little of the file.
+    dense kernel's a block row of the file's matrix at a time, so the check holds little of the file.
     """
     from alexnet_export.trust import release_pages
 
@@ -350,11 +350,12 @@ def bit_equal(theirs: np.ndarray, mine: np.ndarray) -> bool:
         same = bool(np.array_equal(theirs, mine))
         release_pages(theirs)
         return same
-    for rows, columns in tiles(theirs, by_columns=True):
-        if not np.array_equal(theirs[rows, columns], mine[rows, columns]):
+    stored, source = theirs.T, mine.T  # in the file's order: each block row is whole rows of its bytes
+    for rows, columns in tiles(stored):
+        if not np.array_equal(stored[rows, columns], source[rows, columns]):
             return False
-        if rows.stop >= theirs.shape[0]:  # the block column is done
-            release_pages(theirs[:, columns])
+        if columns.stop >= stored.shape[1]:  # the block row is done
+            release_pages(stored[rows])
     return True
 
 
